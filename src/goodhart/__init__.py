@@ -1,0 +1,38 @@
+"""goodhart: study and fight reward-model overoptimization (Goodhart's law in RLHF).
+
+The names below import without loading any model or model library; model-side functions
+(`run_bon_study`, `load_world`, `train_reward_model`, `sample_completions`, `build_report`) are
+imported on first use.
+"""
+
+from goodhart.bon import bon_bootstrap, bon_estimate, bon_weights, default_ns, kl_bound
+from goodhart.config import RunConfig, load_run_config
+from goodhart.errors import GoodhartError
+from goodhart.reward.labels import make_pairs
+from goodhart.reward.normalise import normalisation
+
+_LAZY = {
+    "run_bon_study": "goodhart.study.bon_run",
+    "load_world": "goodhart.worlds",
+    "World": "goodhart.worlds",
+    "train_reward_model": "goodhart.reward.train",
+    "Comparisons": "goodhart.reward.train",
+    "score_pairs": "goodhart.reward.score",
+    "bt_loss": "goodhart.reward.bt",
+    "sample_completions": "goodhart.policy.sampling",
+    "build_report": "goodhart.report",
+    "plot_bon": "goodhart.report",
+}
+
+__all__ = [
+    "GoodhartError", "RunConfig", "bon_bootstrap", "bon_estimate", "bon_weights", "default_ns", "kl_bound",
+    "load_run_config", "make_pairs", "normalisation", *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'goodhart' has no attribute {name!r}")

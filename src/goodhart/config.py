@@ -1,0 +1,196 @@
+"""Configuration: one pydantic model per entry point, YAML file + `--set key=value` overrides.
+
+Precedence: world preset < YAML file < --set. Unknown keys and out-of-range values are refused
+with a one-line GoodhartError that names the key.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from goodhart.errors import GoodhartError
+
+WorldName = Literal["smoke", "sentiment", "hf"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SamplingConfig(Strict):
+    """How completions are drawn from the (initial) policy."""
+
+    max_new_tokens: int = Field(32, ge=1, le=4096, description="tokens generated per completion")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (1.0 = the policy itself)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling; 1.0 = pure sampling (Gao)")
+    batch_size: int = Field(64, ge=1, description="sequences per generate() call")
+
+
+class DataConfig(Strict):
+    """How many prompts and samples feed RM training and the Best-of-n evaluation pool."""
+
+    train_prompts: int = Field(60, ge=2, description="prompts whose samples make RM comparisons")
+    train_samples_per_prompt: int = Field(8, ge=2, description="samples per training prompt; pairs are drawn within a prompt")
+    eval_prompts: int = Field(8, ge=1, description="held-out prompts for the BoN evaluation pool")
+    eval_samples_per_prompt: int = Field(128, ge=1, description="N: the BoN pool size per evaluation prompt")
+
+
+class RewardModelConfig(Strict):
+    """Bradley–Terry proxy reward-model training (SPEC §5)."""
+
+    lr: float = Field(3e-5, gt=0, le=1.0)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(8, ge=1, description="comparisons per step")
+    max_length: int = Field(96, ge=8, description="proxy tokens per (prompt, completion)")
+    max_pairs: int = Field(1024, ge=2, description="training comparisons (subsampled from all within-prompt pairs)")
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="share of training prompts held out for validation")
+    labels: Literal["deterministic", "sampled"] = Field(
+        "deterministic", description="gold decides the winner, or winner ~ σ((g_a − g_b)/τ)"
+    )
+    label_temperature: float = Field(0.1, gt=0, description="τ for sampled labels")
+    label_noise: float = Field(0.0, ge=0, le=0.5, description="fraction ρ of training labels flipped")
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class BoNConfig(Strict):
+    """Best-of-n evaluation from the pool (SPEC §2, §3)."""
+
+    ns: list[int] | None = Field(None, description="n values to report; default: all n, or log-spaced for large N")
+    bootstrap: int = Field(200, ge=0, description="bootstrap resamples of each prompt's pool for the bands")
+
+    @model_validator(mode="after")
+    def _check_ns(self):
+        if self.ns is not None and (not self.ns or min(self.ns) < 1):
+            raise ValueError(f"bon.ns must be a non-empty list of n >= 1, got {self.ns}")
+        return self
+
+
+class HFWorldConfig(Strict):
+    """The `hf` world: bring your own policy, prompts, gold and proxy backbone (local dirs work offline)."""
+
+    policy: str | None = Field(None, description="causal LM: hub id or local dir")
+    prompts: str | None = Field(None, description="JSONL file with a prompt field, or a datasets name/path")
+    prompts_split: str = "train"
+    prompt_field: str = "prompt"
+    gold: str | None = Field(None, description="sequence-classification checkpoint dir, or module:function")
+    proxy_backbone: str | None = Field(None, description="encoder checkpoint for the proxy RM (num_labels=1 head)")
+    prompt_template: str = Field("{prompt}", description="text given to the policy; {prompt} is replaced")
+    chat_template: Literal["auto", "on", "off"] = "auto"
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _check_template(self):
+        if "{prompt}" not in self.prompt_template:
+            raise ValueError("hf.prompt_template must contain {prompt}")
+        return self
+
+
+class RunConfig(Strict):
+    """`goodhart run`: sample → label → train a proxy RM → Best-of-n gold vs proxy curves."""
+
+    world: WorldName = "sentiment"
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    sampling: SamplingConfig = SamplingConfig()
+    data: DataConfig = DataConfig()
+    rm: RewardModelConfig = RewardModelConfig()
+    bon: BoNConfig = BoNConfig()
+    hf: HFWorldConfig = HFWorldConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        N = self.data.eval_samples_per_prompt
+        if self.bon.ns is not None and max(self.bon.ns) > N:
+            raise ValueError(f"bon.ns goes up to {max(self.bon.ns)} but the pool has N = data.eval_samples_per_prompt = {N}")
+        if self.world == "hf":
+            missing = [k for k in ("policy", "prompts", "gold", "proxy_backbone") if getattr(self.hf, k) is None]
+            if missing:
+                raise ValueError(f"world 'hf' needs hf.{', hf.'.join(missing)}")
+        return self
+
+
+# Each world's defaults; the smoke world is sized to finish in seconds.
+PRESETS: dict[str, dict] = {
+    "sentiment": {},
+    "hf": {},
+    "smoke": {
+        "sampling": {"max_new_tokens": 12, "batch_size": 128},
+        "data": {"train_prompts": 32, "train_samples_per_prompt": 8, "eval_prompts": 4, "eval_samples_per_prompt": 64},
+        "rm": {"lr": 2e-3, "epochs": 4, "batch_size": 16, "max_length": 32, "max_pairs": 768},
+    },
+}
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """['rm.lr=1e-4', 'data.eval_prompts=4'] → nested dict; values parsed as YAML scalars/lists."""
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise GoodhartError(f"--set expects key=value with a dotted key (e.g. rm.lr=1e-4), got {item!r}")
+        value = yaml.safe_load(raw) if raw.strip() else None
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise GoodhartError(f"--set {item!r} conflicts with another --set for {p!r}")
+        node[parts[-1]] = value
+    return out
+
+
+def _format_errors(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg} (got {err.get('input')!r})" if loc else msg)
+    return "invalid config: " + "; ".join(parts)
+
+
+def validate(model: type[BaseModel], data: dict) -> BaseModel:
+    """Validate `data` against `model`, turning pydantic's report into one GoodhartError line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise GoodhartError(_format_errors(e)) from None
+
+
+def load_yaml(path: str | Path | None) -> dict:
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise GoodhartError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise GoodhartError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GoodhartError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def load_run_config(path=None, world: str | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Resolve a RunConfig from the world preset, a YAML file and --set overrides."""
+    file_data, set_data = load_yaml(path), parse_overrides(list(overrides))
+    name = world or set_data.get("world") or file_data.get("world") or "sentiment"
+    if name not in PRESETS:
+        raise GoodhartError(f"unknown world {name!r}; choose one of {', '.join(PRESETS)}")
+    merged = _merge(_merge(PRESETS[name], file_data), set_data)
+    merged["world"] = name
+    return validate(RunConfig, merged)

@@ -1,0 +1,1 @@
+"""Policies: sampling from a causal LM (and, later, KL estimators and training)."""

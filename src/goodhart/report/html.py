@@ -1,0 +1,89 @@
+"""report.html and plots/ for a run directory, rebuilt from results.jsonl alone."""
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from goodhart.errors import GoodhartError
+from goodhart.report.plots import plot_bon
+from goodhart.runs import RESULTS, RunDir, atomic_write_bytes, atomic_write_text
+
+
+def _fig_bytes(fig, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=130)
+    return buf.getvalue()
+
+
+def _fmt(r: dict, key: str) -> str:
+    if r.get(key) is None:
+        return "–"
+    lo, hi = r.get(f"{key}_lo"), r.get(f"{key}_hi")
+    band = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
+    return f"{r[key]:.3f}{band}"
+
+
+def _key_rows(rows: list[dict]) -> list[tuple[str, dict]]:
+    sel = sorted((r for r in rows if r["method"] == "bon" and r["reward_model"] == "proxy"), key=lambda r: r["n"])
+    if not sel:
+        return []
+    peak = max(sel, key=lambda r: r["gold"])
+    picks = [("smallest n", sel[0]), ("gold peak", peak), ("largest n", sel[-1])]
+    return [(label, r) for i, (label, r) in enumerate(picks) if r not in [p for _, p in picks[:i]]]
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write plots/bon.{png,svg} and report.html into run_dir from its results.jsonl; returns the html path."""
+    run = RunDir(run_dir)
+    if not (run.path / RESULTS).is_file():
+        raise GoodhartError(f"{run.path} has no {RESULTS}; is it a goodhart run directory?")
+    rows = run.results()
+    if not rows:
+        raise GoodhartError(f"{run.path / RESULTS} is empty; nothing to report")
+    missing = [k for k in ("method", "reward_model", "n", "d", "gold", "proxy") if any(k not in r for r in rows)]
+    if missing:
+        raise GoodhartError(f"{run.path / RESULTS} rows lack the column(s) {', '.join(missing)}")
+    fig = plot_bon(rows)
+    png = _fig_bytes(fig, "png")
+    atomic_write_bytes(run.path / "plots" / "bon.png", png)
+    atomic_write_bytes(run.path / "plots" / "bon.svg", _fig_bytes(fig, "svg"))
+
+    top = rows[0]
+    facts = [
+        ("world", top.get("world")), ("gold reward", top.get("gold_reward")),
+        ("proxy RM backbone", top.get("rm_backbone")), ("proxy RM parameters", f"{top.get('rm_params', 0):,}"),
+        ("training comparisons", top.get("rm_pairs")), ("label noise ρ", top.get("label_noise")),
+        ("proxy validation accuracy", f"{top['rm_val_acc']:.3f}" if top.get("rm_val_acc") is not None else None),
+        ("evaluation pool", f"{top.get('eval_prompts')} prompts × N = {top.get('pool_n')} samples"),
+        ("gold normalisation", f"(g − {top.get('gold_shift', 0):.4f}) / {top.get('gold_scale', 1):.4f}"),
+        ("proxy normalisation", f"(r − {top.get('proxy_shift', 0):.4f}) / {top.get('proxy_scale', 1):.4f}"),
+    ]
+    fact_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    key_html = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{r['n']}</td><td>{r['d']:.3f}</td>"
+        f"<td>{_fmt(r, 'gold')}</td><td>{_fmt(r, 'proxy')}</td></tr>"
+        for label, r in _key_rows(rows)
+    )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>goodhart report — {html.escape(str(top.get('world')))}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
+table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}
+th{{background:#f4f4f4}}img{{max-width:100%}}</style></head><body>
+<h1>goodhart: Best-of-n gold vs proxy</h1>
+<p>The policy's completions are re-ranked by a learned <b>proxy</b> reward model; the <b>gold</b> reward
+that labelled the proxy's training comparisons measures what is really gained. Each curve is the
+unbiased Best-of-n estimate (mean over all size-n subsets of the pool) against
+d = sqrt(KL), KL = log n − (n − 1)/n. Rewards are normalised so the initial policy scores 0 with
+unit standard deviation. Bands: 95% two-level bootstrap (prompts, then samples). Overoptimization shows
+as proxy (dashed) still rising while gold (solid) flattens or falls.</p>
+<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="gold and proxy vs sqrt(KL)">
+<h2>Key points (selected by the proxy RM)</h2>
+<table><tr><th></th><th>n</th><th>d</th><th>gold [95% CI]</th><th>proxy [95% CI]</th></tr>{key_html}</table>
+<h2>Setup</h2><table>{fact_html}</table>
+<p>Data: <code>results.jsonl</code> ({len(rows)} rows); plots in <code>plots/</code>.</p>
+</body></html>
+"""
+    out = run.path / "report.html"
+    atomic_write_text(out, page)
+    return out

@@ -1,0 +1,50 @@
+"""Plot functions: results rows in, matplotlib Figure out (no training, no saving)."""
+
+from matplotlib.figure import Figure
+
+from goodhart.errors import GoodhartError
+
+SELECTOR_STYLE = {"proxy": ("C0", "selected by proxy RM"), "gold": ("0.55", "selected by gold (oracle)")}
+
+
+def _series(rows: list[dict], key: str) -> list[float]:
+    return [float("nan") if r.get(key) is None else r[key] for r in rows]
+
+
+def plot_bon(rows: list[dict]) -> Figure:
+    """Gao-style figure: gold (solid) and proxy (dashed) Best-of-n reward vs d = sqrt(KL), with bands.
+
+    rows: results rows with method 'bon' and columns reward_model, n, d, gold(_lo/_hi), proxy(_lo/_hi).
+    """
+    bon = [r for r in rows if r.get("method") == "bon"]
+    if not bon:
+        raise GoodhartError("no Best-of-n rows (method 'bon') in the results table")
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    for selector in sorted({r["reward_model"] for r in bon}, key=lambda s: s != "proxy"):
+        sel = sorted((r for r in bon if r["reward_model"] == selector), key=lambda r: r["n"])
+        color, label = SELECTOR_STYLE.get(selector, (None, f"selected by {selector}"))
+        d = _series(sel, "d")
+        line = ax.plot(d, _series(sel, "gold"), "-", color=color, lw=2, label=f"gold, {label}")[0]
+        ax.fill_between(d, _series(sel, "gold_lo"), _series(sel, "gold_hi"), color=line.get_color(), alpha=0.18, lw=0)
+        if selector == "proxy":
+            ax.plot(d, _series(sel, "proxy"), "--", color=line.get_color(), lw=2, label=f"proxy, {label}")
+            ax.fill_between(d, _series(sel, "proxy_lo"), _series(sel, "proxy_hi"), color=line.get_color(),
+                            alpha=0.08, lw=0)
+            best = max(sel, key=lambda r: r["gold"])
+            ax.plot([best["d"]], [best["gold"]], "o", color=line.get_color())
+            ax.annotate(f"gold peak n={best['n']}", (best["d"], best["gold"]), textcoords="offset points",
+                        xytext=(4, 6), fontsize=8)
+    top = bon[0]
+    ax.set_xlabel("d = sqrt(KL(π_BoN ‖ π_ref))  [nats^½, analytic bound]")
+    ax.set_ylabel("reward (normalised: initial policy mean 0, std 1)")
+    ax.set_title(f"Best-of-n on {top.get('world', '?')}: proxy RM {top.get('rm_backbone', '?')}, "
+                 f"{top.get('rm_pairs', '?')} comparisons", fontsize=10)
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    secondary = ax.secondary_xaxis("top", functions=(lambda d: d, lambda d: d))
+    ticks = [r for r in sorted(bon, key=lambda r: r["n"]) if r["n"] in {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}]
+    secondary.set_xticks([r["d"] for r in ticks], labels=[str(r["n"]) for r in ticks], fontsize=7)
+    secondary.set_xlabel("n", fontsize=8)
+    return fig

@@ -1,0 +1,30 @@
+"""Scoring decoded (prompt, completion) text with a sequence-classification reward model."""
+
+import numpy as np
+import torch
+
+
+def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int):
+    """Tokenise (prompt, completion) as a text pair, truncating the longer side first, padded to the batch."""
+    return tokenizer(prompts, completions, truncation="longest_first", max_length=max_length,
+                     padding=True, return_tensors="pt")
+
+
+def reward_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, L) logits → (B,) reward: the single logit, or last-label minus first-label logit for L ≥ 2."""
+    return logits[:, 0] if logits.shape[-1] == 1 else logits[:, -1] - logits[:, 0]
+
+
+@torch.no_grad()
+def score_pairs(model, tokenizer, prompts: list[str], completions: list[str],
+                batch_size: int = 64, max_length: int = 256) -> np.ndarray:
+    """Reward of each (prompt, completion) → (B,) float64. Batches sorted by length to cut padding."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort([len(p) + len(c) for p, c in zip(prompts, completions, strict=True)], kind="stable")
+    out = np.empty(len(prompts))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        enc = encode_pairs(tokenizer, [prompts[i] for i in idx], [completions[i] for i in idx], max_length).to(device)
+        out[idx] = reward_from_logits(model(**enc).logits).float().cpu().numpy()
+    return out

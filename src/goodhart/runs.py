@@ -1,0 +1,148 @@
+"""The run directory: config, metrics and results tables, atomic writes.
+
+Layout (STYLE.md): config.yaml, metrics.jsonl (one JSON object per step), results.jsonl (one row
+per measured point), samples.jsonl, checkpoints (save_pretrained), plots/, report.html.
+Every trainer and the report write through here; nothing here imports a model library.
+"""
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from goodhart.errors import GoodhartError
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+RESULTS = "results.jsonl"
+SAMPLES = "samples.jsonl"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _clean(value):
+    """JSON-safe value: numpy scalars to Python, non-finite floats to None."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_jsonl(path: str | Path, rows: list[dict]) -> None:
+    """Write a whole table atomically (replacing any previous one)."""
+    atomic_write_text(path, "".join(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n" for r in rows))
+
+
+def append_jsonl(path: str | Path, rows: list[dict]) -> None:
+    """Append rows, each one whole line written in a single call, then fsync."""
+    data = "".join(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n" for r in rows)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSONL table; a malformed line is reported with its line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise GoodhartError(f"{path} does not exist")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise GoodhartError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise GoodhartError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+class RunDir:
+    """A run directory. Creating one for a new run refuses a directory that already holds a run."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | Path, config: dict, overwrite: bool = False) -> "RunDir":
+        """Start a new run in `path`, writing config.yaml; refuse to clobber an earlier run."""
+        run = cls(path)
+        if run.path.exists() and not run.path.is_dir():
+            raise GoodhartError(f"output path {run.path} exists and is not a directory")
+        if (run.path / CONFIG).exists() and not overwrite:
+            raise GoodhartError(
+                f"{run.path} already holds a run; choose another --out or pass --overwrite to replace it"
+            )
+        run.path.mkdir(parents=True, exist_ok=True)
+        for name in (METRICS, RESULTS, SAMPLES):
+            if (run.path / name).exists():
+                (run.path / name).unlink()
+        atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
+        return run
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def log_metrics(self, **metrics) -> None:
+        append_jsonl(self.path / METRICS, [metrics])
+
+    def append_results(self, rows: list[dict]) -> None:
+        append_jsonl(self.path / RESULTS, rows)
+
+    def results(self) -> list[dict]:
+        return read_jsonl(self.path / RESULTS)
+
+    def config(self) -> dict:
+        path = self.path / CONFIG
+        if not path.is_file():
+            raise GoodhartError(f"{self.path} is not a goodhart run directory (no {CONFIG})")
+        return yaml.safe_load(path.read_text()) or {}
+
+
+def save_checkpoint(run: RunDir, name: str, model, tokenizer) -> Path:
+    """save_pretrained (safetensors) model + tokenizer into run/name, via a temp dir and a rename."""
+    import shutil
+
+    target = run.path / name
+    tmp = Path(tempfile.mkdtemp(dir=run.path, prefix=f".{name}."))
+    os.chmod(tmp, 0o777 & ~_umask())
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target

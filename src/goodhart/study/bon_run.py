@@ -1,0 +1,186 @@
+"""`goodhart run`: the default gold-vs-proxy Best-of-n overoptimization study.
+
+1. sample completions of training prompts from the initial policy;
+2. label within-prompt pairs with the gold reward and train a Bradley–Terry proxy RM;
+3. sample a fresh pool of N completions for each held-out evaluation prompt, score with gold and proxy;
+4. normalise both rewards on that pool (SPEC §5) and estimate Best-of-n gold and proxy for every
+   n ≤ N (SPEC §3) against d = sqrt(KL bound) (SPEC §2), with bootstrap bands;
+5. write the run directory and the report.
+"""
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from goodhart.bon import bon_bootstrap, bon_estimate, default_ns, kl_bound
+from goodhart.config import RunConfig
+from goodhart.errors import GoodhartError
+from goodhart.policy.sampling import completion_grid, sample_completions
+from goodhart.progress import console
+from goodhart.reward.labels import make_pairs
+from goodhart.reward.normalise import normalisation
+from goodhart.reward.score import score_pairs
+from goodhart.reward.train import Comparisons, evaluate_comparisons, train_reward_model
+from goodhart.runs import SAMPLES, RunDir, save_checkpoint, write_jsonl
+from goodhart.worlds import World, load_world
+
+VAL_PAIRS_MAX = 512
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GoodhartError("device 'cuda' was asked for but no CUDA GPU is available; use device=auto or cpu")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def split_prompts(prompts: list[str], data, seed: int) -> tuple[list[str], list[str]]:
+    """Disjoint (train, eval) prompt lists drawn by a seeded shuffle."""
+    need = data.train_prompts + data.eval_prompts
+    if len(prompts) < need:
+        raise GoodhartError(
+            f"the world has {len(prompts)} prompts but data.train_prompts + data.eval_prompts = {need}"
+        )
+    order = np.random.default_rng(seed).permutation(len(prompts))
+    chosen = [prompts[i] for i in order[:need]]
+    return chosen[: data.train_prompts], chosen[data.train_prompts :]
+
+
+def _sample(world: World, cfg: RunConfig, prompts: list[str], k: int, seed: int, what: str) -> np.ndarray:
+    torch.manual_seed(seed)
+    comps = sample_completions(
+        world.policy, world.tokenizer, [world.render(p) for p in prompts], k,
+        max_new_tokens=cfg.sampling.max_new_tokens, temperature=cfg.sampling.temperature,
+        top_p=cfg.sampling.top_p, batch_size=cfg.sampling.batch_size,
+        add_special_tokens=world.add_special_tokens, description=what,
+    )
+    return completion_grid(comps)
+
+
+def _gold_grid(world: World, prompts: list[str], comps: np.ndarray) -> np.ndarray:
+    B, K = comps.shape
+    return world.gold_scores([p for p in prompts for _ in range(K)], list(comps.ravel())).reshape(B, K)
+
+
+def _comparisons(prompts: list[str], comps: np.ndarray, pairs: np.ndarray) -> Comparisons:
+    return Comparisons([prompts[b] for b in pairs[:, 0]], list(comps[pairs[:, 0], pairs[:, 1]]),
+                       list(comps[pairs[:, 0], pairs[:, 2]]))
+
+
+def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], comps: np.ndarray,
+                gold: np.ndarray, device: torch.device):
+    """Gold-labelled comparisons → Bradley–Terry proxy; validation on held-out training prompts."""
+    n_val = max(1, int(round(cfg.rm.val_fraction * len(prompts))))
+    n_fit = len(prompts) - n_val
+    rng = np.random.default_rng(cfg.seed)
+    fit_pairs = make_pairs(gold[:n_fit], rng, cfg.rm.max_pairs, cfg.rm.labels, cfg.rm.label_temperature,
+                           cfg.rm.label_noise)
+    val_pairs = make_pairs(gold[n_fit:], rng, VAL_PAIRS_MAX)
+    if len(fit_pairs) < 2 or len(val_pairs) < 1:
+        raise GoodhartError(
+            "too few comparisons with distinct gold scores to train the proxy; raise data.train_prompts "
+            "or data.train_samples_per_prompt"
+        )
+    train = _comparisons(prompts[:n_fit], comps[:n_fit], fit_pairs)
+    val = _comparisons(prompts[n_fit:], comps[n_fit:], val_pairs)
+    model, tok = world.make_proxy(cfg.seed)
+    model.to(device)
+    stats = train_reward_model(
+        model, tok, train, lr=cfg.rm.lr, epochs=cfg.rm.epochs, batch_size=cfg.rm.batch_size,
+        max_length=cfg.rm.max_length, weight_decay=cfg.rm.weight_decay, seed=cfg.seed, log=run.log_metrics,
+    )
+    val_stats = evaluate_comparisons(model, tok, val, cfg.rm.max_length)
+    stats |= {"rm/val_accuracy": val_stats["accuracy"], "rm/val_loss": val_stats["loss"],
+              "rm/train_pairs": len(train), "rm/val_pairs": len(val), "rm/flipped_pairs": int(fit_pairs[:, 3].sum()),
+              "rm/params": sum(p.numel() for p in model.parameters())}
+    return model, tok, stats
+
+
+def bon_rows(gold: np.ndarray, proxy: np.ndarray, ns: np.ndarray, n_boot: int, seed: int) -> list[dict]:
+    """Result rows for proxy-selected and gold-selected (oracle) Best-of-n, gold/proxy both reported."""
+    kl = kl_bound(ns)
+    rows = []
+    for selector, select in (("proxy", proxy), ("gold", gold)):
+        g = bon_estimate(select, gold, ns).mean(axis=0)
+        p = bon_estimate(select, proxy, ns).mean(axis=0)
+        g_lo, g_hi = bon_bootstrap(select, gold, ns, n_boot, seed) if n_boot else (g, g)
+        p_lo, p_hi = bon_bootstrap(select, proxy, ns, n_boot, seed) if n_boot else (p, p)
+        for j, n in enumerate(ns):
+            rows.append({
+                "study": "bon", "method": "bon", "reward_model": selector, "n": int(n), "kl": kl[j],
+                "d": float(np.sqrt(kl[j])), "gold": g[j], "gold_lo": g_lo[j], "gold_hi": g_hi[j],
+                "proxy": p[j], "proxy_lo": p_lo[j], "proxy_hi": p_hi[j],
+            })
+    return rows
+
+
+def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> Path:
+    """Run the whole study into run directory `out`; returns its path. See the module docstring."""
+    from goodhart.report import build_report
+
+    start = time.perf_counter()
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    world = load_world(cfg)
+    train_prompts, eval_prompts = split_prompts(world.prompts, cfg.data, cfg.seed)
+    run = RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
+    world.policy.to(device)
+    console.print(f"[bold]goodhart run[/] world={world.name} → {run.path}")
+
+    t = time.perf_counter()
+    train_comps = _sample(world, cfg, train_prompts, cfg.data.train_samples_per_prompt, cfg.seed, "sample train")
+    train_gold = _gold_grid(world, train_prompts, train_comps)
+    t_sample_train = time.perf_counter() - t
+
+    proxy_model, proxy_tok, rm_stats = train_proxy(world, cfg, run, train_prompts, train_comps, train_gold, device)
+    console.print(f"proxy RM: validation accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs")
+    save_checkpoint(run, "proxy_rm", proxy_model, proxy_tok)
+
+    t = time.perf_counter()
+    N = cfg.data.eval_samples_per_prompt
+    eval_comps = _sample(world, cfg, eval_prompts, N, cfg.seed + 1, "sample eval pool")
+    t_sample_eval = time.perf_counter() - t
+    gold_raw = _gold_grid(world, eval_prompts, eval_comps)
+    flat_prompts = [p for p in eval_prompts for _ in range(N)]
+    proxy_raw = score_pairs(proxy_model, proxy_tok, flat_prompts, list(eval_comps.ravel()),
+                            max_length=cfg.rm.max_length).reshape(gold_raw.shape)
+
+    g_shift, g_scale = normalisation(gold_raw)
+    p_shift, p_scale = normalisation(proxy_raw)
+    gold, proxy = (gold_raw - g_shift) / g_scale, (proxy_raw - p_shift) / p_scale
+    ns = np.asarray(cfg.bon.ns, dtype=np.int64) if cfg.bon.ns is not None else default_ns(N)
+    common = {
+        "world": world.name, "gold_reward": world.gold_name, "rm_backbone": world.proxy_name,
+        "rm_params": rm_stats["rm/params"], "rm_pairs": rm_stats["rm/train_pairs"],
+        "rm_val_acc": rm_stats["rm/val_accuracy"], "label_noise": cfg.rm.label_noise,
+        "gold_shift": g_shift, "gold_scale": g_scale, "proxy_shift": p_shift, "proxy_scale": p_scale,
+        "pool_n": N, "eval_prompts": len(eval_prompts), "seed": cfg.seed,
+    }
+    rows = [common | r for r in bon_rows(gold, proxy, ns, cfg.bon.bootstrap, cfg.seed)]
+    run.append_results(rows)
+
+    samples = [
+        {"split": "train", "prompt": p, "completion": c, "gold": float(g)}
+        for p, cs, gs in zip(train_prompts, train_comps, train_gold, strict=True) for c, g in zip(cs, gs, strict=True)
+    ] + [
+        {"split": "eval", "prompt": p, "completion": c, "gold": float(g), "proxy": float(r)}
+        for p, cs, gs, rs in zip(eval_prompts, eval_comps, gold_raw, proxy_raw, strict=True)
+        for c, g, r in zip(cs, gs, rs, strict=True)
+    ]
+    write_jsonl(run.file(SAMPLES), samples)
+    run.log_metrics(phase="summary", **rm_stats, **{
+        "time/sample_train_s": t_sample_train, "time/sample_eval_s": t_sample_eval,
+        "time/total_s": time.perf_counter() - start, "norm/gold_shift": g_shift, "norm/gold_scale": g_scale,
+        "norm/proxy_shift": p_shift, "norm/proxy_scale": p_scale,
+    })
+    build_report(run.path)
+    console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")
+    return run.path
