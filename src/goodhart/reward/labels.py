@@ -1,6 +1,7 @@
 """Synthetic comparisons labelled by the gold reward, with optional label noise (SPEC §5)."""
 
 import numpy as np
+from scipy.special import expit
 
 
 def make_pairs(gold, rng: np.random.Generator, max_pairs: int, mode: str = "deterministic",
@@ -26,7 +27,7 @@ def make_pairs(gold, rng: np.random.Generator, max_pairs: int, mode: str = "dete
         b, a, c, diff = b[keep], a[keep], c[keep], diff[keep]
         a_wins = diff > 0
     elif mode == "sampled":
-        a_wins = rng.random(len(diff)) < 1.0 / (1.0 + np.exp(-diff / temperature))
+        a_wins = rng.random(len(diff)) < expit(diff / temperature)
     else:
         raise ValueError(f"unknown label mode {mode!r}")
     chosen, rejected = np.where(a_wins, a, c), np.where(a_wins, c, a)
