@@ -1,9 +1,6 @@
 """The `goodhart` CLI end to end on the smoke world, and its one-line errors (exit 2)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,13 +8,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from goodhart.reward.score import score_pairs
 
+from helpers import assert_one_line_error, goodhart
+
 SMALL = ["--set", "bon.bootstrap=50"]
-
-
-def goodhart(*args, cwd=None):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "goodhart.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +62,14 @@ def test_report_rebuilds_from_results_alone(smoke_run, tmp_path):
 
 
 def test_same_seed_same_results(smoke_run, tmp_path):
-    res = goodhart("run", "--world", "smoke", "--out", str(tmp_path / "again"), *SMALL)
+    res = goodhart("run", "--world", "smoke", "--out", str(tmp_path / "again"), *SMALL, "--set", "cache=false")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "again" / "results.jsonl").read_text() == (smoke_run / "results.jsonl").read_text()
 
 
-def _assert_one_line_error(res, message):
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
-    assert "Traceback" not in res.stderr
-
-
 def test_bad_config_key(tmp_path):
     out = tmp_path / "never"
-    _assert_one_line_error(goodhart("run", "--world", "smoke", "--set", "rm.lrr=1", "--out", str(out)),
+    assert_one_line_error(goodhart("run", "--world", "smoke", "--set", "rm.lrr=1", "--out", str(out)),
                            "unknown key 'rm.lrr'")
     assert not out.exists()
 
@@ -91,12 +77,12 @@ def test_bad_config_key(tmp_path):
 def test_bad_key_in_config_file(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("world: smoke\nsampling:\n  temprature: 0.5\n")
-    _assert_one_line_error(goodhart("run", "--config", str(cfg), "--out", str(tmp_path / "x")),
+    assert_one_line_error(goodhart("run", "--config", str(cfg), "--out", str(tmp_path / "x")),
                            "unknown key 'sampling.temprature'")
 
 
 def test_n_below_one(tmp_path):
-    _assert_one_line_error(goodhart("run", "--world", "smoke", "--set", "bon.ns=[0,2]", "--out", str(tmp_path / "x")),
+    assert_one_line_error(goodhart("run", "--world", "smoke", "--set", "bon.ns=[0,2]", "--out", str(tmp_path / "x")),
                            "n >= 1")
 
 
@@ -104,18 +90,18 @@ def test_missing_prompts_file(tmp_path):
     out = tmp_path / "x"
     res = goodhart("run", "--world", "hf", "--out", str(out), "--set", f"hf.prompts={tmp_path}/nope.jsonl",
                    "--set", "hf.policy=p", "--set", "hf.gold=goodhart.worlds.smoke:gold", "--set", "hf.proxy_backbone=b")
-    _assert_one_line_error(res, "nope.jsonl does not exist")
+    assert_one_line_error(res, "nope.jsonl does not exist")
     assert not out.exists()
 
 
 def test_refuses_to_overwrite_an_existing_run(smoke_run):
     before = (smoke_run / "results.jsonl").read_text()
-    _assert_one_line_error(goodhart("run", "--world", "smoke", "--out", str(smoke_run)), "already holds a run")
+    assert_one_line_error(goodhart("run", "--world", "smoke", "--out", str(smoke_run)), "already holds a run")
     assert (smoke_run / "results.jsonl").read_text() == before
 
 
 def test_report_on_a_directory_without_results(tmp_path):
-    _assert_one_line_error(goodhart("report", str(tmp_path)), "no results.jsonl")
+    assert_one_line_error(goodhart("report", str(tmp_path)), "no results.jsonl")
 
 
 def test_help_shows_examples():

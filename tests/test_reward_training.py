@@ -66,3 +66,16 @@ def test_score_pairs_is_order_independent():
     full = score_pairs(model, tok, prompts, texts, batch_size=2)
     single = [score_pairs(model, tok, [p], [t])[0] for p, t in zip(prompts, texts, strict=True)]
     np.testing.assert_allclose(full, single, atol=1e-5)
+
+
+def test_bucketed_batches_cover_every_index_once_and_group_lengths():
+    from goodhart.reward.train import bucketed_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 500, size=1000)
+    batches = bucketed_batches(lengths, 8, rng)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000)) and all(len(b) <= 8 for b in batches)
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    random_spread = np.mean([np.ptp(lengths[rng.permutation(1000)[:8]]) for _ in range(100)])
+    assert spread < 0.2 * random_spread

@@ -8,6 +8,7 @@ imported on first use.
 from goodhart.bon import bon_bootstrap, bon_estimate, bon_weights, default_ns, kl_bound
 from goodhart.config import RunConfig, load_run_config
 from goodhart.errors import GoodhartError
+from goodhart.reward.ensemble import aggregate
 from goodhart.reward.labels import make_pairs
 from goodhart.reward.normalise import normalisation
 
@@ -19,13 +20,14 @@ _LAZY = {
     "Comparisons": "goodhart.reward.train",
     "score_pairs": "goodhart.reward.score",
     "bt_loss": "goodhart.reward.bt",
+    "weight_average": "goodhart.reward.warm",
     "sample_completions": "goodhart.policy.sampling",
     "build_report": "goodhart.report",
     "plot_bon": "goodhart.report",
 }
 
 __all__ = [
-    "GoodhartError", "RunConfig", "bon_bootstrap", "bon_estimate", "bon_weights", "default_ns", "kl_bound",
+    "GoodhartError", "RunConfig", "aggregate", "bon_bootstrap", "bon_estimate", "bon_weights", "default_ns", "kl_bound",
     "load_run_config", "make_pairs", "normalisation", *_LAZY,
 ]
 

@@ -52,6 +52,111 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory holding
     typer.echo(str(build_report(run_dir)))
 
 
+rm_app = typer.Typer(no_args_is_help=True, help="Reward models: train, ensemble, WARM, evaluate (SPEC §5–§6).")
+app.add_typer(rm_app, name="rm")
+
+
+@rm_app.command("train")
+def rm_train(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/rm-<world>-<time>)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. --set rm.label_noise=0.25")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+):
+    """Train one Bradley–Terry RM from a preference file (--set data=pairs.jsonl) or a world's samples.
+
+    Example: goodhart rm train --world smoke --set rm.label_noise=0.25 --set dropout=0.05 --out runs/rm1
+    """
+    from goodhart.config import load_rm_train_config
+
+    cfg = load_rm_train_config(config, world, set_ or [])
+    from goodhart.reward.run import train_rm_run
+
+    train_rm_run(cfg, out or Path("runs") / f"rm-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}", overwrite=overwrite)
+
+
+@rm_app.command("warm")
+def rm_warm(
+    members: Annotated[list[Path], typer.Argument(help="member checkpoints or `rm train` run dirs (≥ 2)")],
+    out: Annotated[Path, typer.Option(help="directory for the weight-averaged checkpoint")],
+    weights: Annotated[str | None, typer.Option(help="comma-separated member weights (default uniform)")] = None,
+):
+    """Weight-average RMs fine-tuned from one shared initialisation (WARM) into one checkpoint.
+
+    Example: goodhart rm warm runs/rm1 runs/rm2 runs/rm3 --out runs/warm3
+    """
+    from goodhart.reward.run import build_warm
+
+    w = _floats(weights) if weights else None
+    typer.echo(str(build_warm(members, out, w)))
+
+
+@rm_app.command("ensemble")
+def rm_ensemble(
+    members: Annotated[list[Path], typer.Argument(help="member checkpoints or `rm train` run dirs (≥ 2)")],
+    out: Annotated[Path, typer.Option(help="directory for ensemble.json")],
+    method: Annotated[str, typer.Option(help="mean | wco (worst case) | uwo (mean − λ·variance)")] = "mean",
+    lam: Annotated[float, typer.Option(help="λ for uwo")] = 1.0,
+):
+    """Build a prediction ensemble (scores every member, then aggregates).
+
+    Example: goodhart rm ensemble runs/rm1 runs/rm2 --method wco --out runs/ens
+    """
+    from goodhart.reward.load import write_ensemble
+
+    typer.echo(str(write_ensemble(out, members, method, lam)))
+
+
+@rm_app.command("eval")
+def rm_eval(
+    models: Annotated[list[Path], typer.Argument(help="RMs: checkpoints, `rm train` run dirs or ensemble dirs")],
+    data: Annotated[list[Path], typer.Option(help="preference JSONL (prompt, chosen, rejected[, flipped]); repeatable")],
+    out: Annotated[Path | None, typer.Option(help="append the rows to OUT/results.jsonl")] = None,
+):
+    """Accuracy of each RM on each preference file; rows flagged `flipped` are scored apart (memorisation).
+
+    Example: goodhart rm eval runs/rm1 runs/warm3 --data runs/rm1/pairs.jsonl
+    """
+    from goodhart.reward.run import eval_reward_models
+    from goodhart.runs import RESULTS, append_jsonl
+
+    rows = eval_reward_models(models, data)
+    for r in rows:
+        typer.echo(f"{r['reward_model']:<24} {r['data']:<24} {r['subset']:<8} n={r['pairs']:<6} accuracy {r['accuracy']:.3f}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        append_jsonl(out / RESULTS, rows)
+
+
+@rm_app.command("suite")
+def rm_suite(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/rm-suite-<world>-<time>)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. --set members=4")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+):
+    """Members from a shared run → single vs ENS mean / WCO / UWO vs WARM: clean, flipped and OOD
+    accuracy, and Best-of-n gold with each as the proxy (label noise ρ = 0.25 by default).
+
+    Example: goodhart rm suite --world smoke --out runs/suite
+    """
+    from goodhart.config import load_rm_suite_config
+
+    cfg = load_rm_suite_config(config, world, set_ or [])
+    from goodhart.study.rm_suite import run_rm_suite
+
+    run_rm_suite(cfg, out or Path("runs") / f"rm-suite-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}", overwrite=overwrite)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise GoodhartError(f"--weights expects comma-separated numbers, got {text!r}") from None
+
+
 def main() -> None:
     # Offline by default: with a hub id and no network, transformers retries for ~45 s before failing.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

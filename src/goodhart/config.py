@@ -93,6 +93,7 @@ class RunConfig(Strict):
     world: WorldName = "sentiment"
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache: bool = Field(True, description="reuse policy samples cached for the same world, prompts and settings")
     sampling: SamplingConfig = SamplingConfig()
     data: DataConfig = DataConfig()
     rm: RewardModelConfig = RewardModelConfig()
@@ -111,6 +112,72 @@ class RunConfig(Strict):
         return self
 
 
+class RMTrainConfig(Strict):
+    """`goodhart rm train`: one Bradley–Terry RM from a preference file or a world's gold-labelled samples."""
+
+    world: WorldName = "sentiment"
+    data: str | None = Field(None, description="preference JSONL (prompt, chosen, rejected[, flipped]) or datasets "
+                                               "name; default: gold-labelled samples of the world's policy")
+    data_split: str = "train"
+    backbone: str | None = Field(None, description="encoder checkpoint; default: the world's proxy backbone")
+    init_from: str | None = Field(None, description="fine-tune from this RM checkpoint (a shared WARM initialisation)")
+    dropout: float | None = Field(None, ge=0, lt=1, description="set every dropout probability of the model")
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache: bool = True
+    prompts: int = Field(60, ge=2, description="world prompts sampled for comparisons")
+    samples_per_prompt: int = Field(8, ge=2)
+    sampling: SamplingConfig = SamplingConfig()
+    rm: RewardModelConfig = RewardModelConfig()
+    hf: HFWorldConfig = HFWorldConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.world == "hf" and self.data is None and (self.hf.policy is None or self.hf.prompts is None
+                                                         or self.hf.gold is None):
+            raise ValueError("rm train on world 'hf' needs hf.policy, hf.prompts and hf.gold (or a data file)")
+        if self.world == "hf" and self.backbone is None and self.init_from is None and self.hf.proxy_backbone is None:
+            raise ValueError("rm train on world 'hf' needs backbone, init_from or hf.proxy_backbone")
+        return self
+
+
+class RMSuiteConfig(Strict):
+    """`goodhart rm suite`: members from a shared initial run → single / ENS mean / WCO / UWO / WARM,
+    evaluated on clean, flipped and OOD pairs and as the proxy of Best-of-n (SPEC §5–§6)."""
+
+    world: WorldName = "sentiment"
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache: bool = True
+    sampling: SamplingConfig = SamplingConfig()
+    data: DataConfig = DataConfig()
+    rm: RewardModelConfig = RewardModelConfig()
+    members: int = Field(6, ge=2, le=32, description="M: members fine-tuned from the shared initial run")
+    member_lrs: list[float] = Field([1e-5, 4e-5, 1e-4], min_length=1, description="cycled over members (WARM §5)")
+    member_dropouts: list[float] = Field([0.05, 0.1], min_length=1, description="cycled over members")
+    member_epochs: int = Field(1, ge=1)
+    warm_sizes: list[int] = Field([2, 4, 6], min_length=1, description="M values for WARM and the ensembles")
+    uwo_lam: float = Field(1.0, ge=0, description="λ of UWO on member scores standardised on the initial policy")
+    ood_prompts: int = Field(30, ge=0, description="prompts from the world's OOD domain (0: skip OOD)")
+    ood_samples_per_prompt: int = Field(6, ge=2)
+    bon: BoNConfig = BoNConfig(bootstrap=0)
+    hf: HFWorldConfig = HFWorldConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        if max(self.warm_sizes) > self.members or min(self.warm_sizes) < 2:
+            raise ValueError(f"warm_sizes must lie in [2, members = {self.members}], got {self.warm_sizes}")
+        if any(lr <= 0 for lr in self.member_lrs) or any(not 0 <= p < 1 for p in self.member_dropouts):
+            raise ValueError("member_lrs must be > 0 and member_dropouts in [0, 1)")
+        if self.bon.ns is not None and max(self.bon.ns) > self.data.eval_samples_per_prompt:
+            raise ValueError("bon.ns goes beyond the pool size data.eval_samples_per_prompt")
+        if self.world == "hf":
+            missing = [k for k in ("policy", "prompts", "gold", "proxy_backbone") if getattr(self.hf, k) is None]
+            if missing:
+                raise ValueError(f"world 'hf' needs hf.{', hf.'.join(missing)}")
+        return self
+
+
 # Each world's defaults; the smoke world is sized to finish in seconds.
 PRESETS: dict[str, dict] = {
     "sentiment": {},
@@ -120,6 +187,21 @@ PRESETS: dict[str, dict] = {
         "data": {"train_prompts": 32, "train_samples_per_prompt": 8, "eval_prompts": 4, "eval_samples_per_prompt": 64},
         "rm": {"lr": 2e-3, "epochs": 4, "batch_size": 16, "max_length": 32, "max_pairs": 768},
     },
+}
+
+
+RM_PRESETS: dict[str, dict] = {
+    "sentiment": {}, "hf": {},
+    "smoke": {"prompts": 32, "sampling": PRESETS["smoke"]["sampling"], "rm": PRESETS["smoke"]["rm"]},
+}
+
+
+# The suite's default is WARM's and Coste's corrupted-label setting, ρ = 0.25.
+SUITE_PRESETS: dict[str, dict] = {
+    "sentiment": {"rm": {"label_noise": 0.25}}, "hf": {"rm": {"label_noise": 0.25}},
+    "smoke": {"sampling": PRESETS["smoke"]["sampling"], "data": PRESETS["smoke"]["data"],
+              "rm": {**PRESETS["smoke"]["rm"], "epochs": 2, "label_noise": 0.25}, "member_lrs": [1e-3, 2e-3, 3e-3], "member_epochs": 2,
+              "members": 4, "warm_sizes": [2, 4], "ood_prompts": 16},
 }
 
 
@@ -185,12 +267,26 @@ def load_yaml(path: str | Path | None) -> dict:
     return data
 
 
-def load_run_config(path=None, world: str | None = None, overrides: list[str] = ()) -> RunConfig:
-    """Resolve a RunConfig from the world preset, a YAML file and --set overrides."""
+def _resolve(model: type[BaseModel], presets: dict, path, world: str | None, overrides) -> BaseModel:
     file_data, set_data = load_yaml(path), parse_overrides(list(overrides))
     name = world or set_data.get("world") or file_data.get("world") or "sentiment"
-    if name not in PRESETS:
-        raise GoodhartError(f"unknown world {name!r}; choose one of {', '.join(PRESETS)}")
-    merged = _merge(_merge(PRESETS[name], file_data), set_data)
+    if name not in presets:
+        raise GoodhartError(f"unknown world {name!r}; choose one of {', '.join(presets)}")
+    merged = _merge(_merge(presets[name], file_data), set_data)
     merged["world"] = name
-    return validate(RunConfig, merged)
+    return validate(model, merged)
+
+
+def load_run_config(path=None, world: str | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Resolve a RunConfig from the world preset, a YAML file and --set overrides."""
+    return _resolve(RunConfig, PRESETS, path, world, overrides)
+
+
+def load_rm_train_config(path=None, world: str | None = None, overrides: list[str] = ()) -> RMTrainConfig:
+    """Resolve an RMTrainConfig (world preset < file < --set)."""
+    return _resolve(RMTrainConfig, RM_PRESETS, path, world, overrides)
+
+
+def load_rm_suite_config(path=None, world: str | None = None, overrides: list[str] = ()) -> RMSuiteConfig:
+    """Resolve an RMSuiteConfig (world preset < file < --set)."""
+    return _resolve(RMSuiteConfig, SUITE_PRESETS, path, world, overrides)

@@ -91,6 +91,11 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
+def cache_dir() -> Path:
+    """User cache for converted models and policy-sample pools: $GOODHART_CACHE or ~/.cache/goodhart."""
+    return Path(os.environ.get("GOODHART_CACHE", Path.home() / ".cache" / "goodhart"))
+
+
 class RunDir:
     """A run directory. Creating one for a new run refuses a directory that already holds a run."""
 

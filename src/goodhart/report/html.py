@@ -6,7 +6,8 @@ import io
 from pathlib import Path
 
 from goodhart.errors import GoodhartError
-from goodhart.report.plots import plot_bon
+from goodhart.report.plots import plot_bon, plot_suite_accuracy
+from goodhart.report.tables import suite_table
 from goodhart.runs import RESULTS, RunDir, atomic_write_bytes, atomic_write_text
 
 
@@ -33,21 +34,38 @@ def _key_rows(rows: list[dict]) -> list[tuple[str, dict]]:
     return [(label, r) for i, (label, r) in enumerate(picks) if r not in [p for _, p in picks[:i]]]
 
 
+def _suite_section(run: RunDir, suite: list[dict]) -> str:
+    fig = plot_suite_accuracy(suite)
+    png = _fig_bytes(fig, "png")
+    atomic_write_bytes(run.path / "plots" / "rm_accuracy.png", png)
+    atomic_write_bytes(run.path / "plots" / "rm_accuracy.svg", _fig_bytes(fig, "svg"))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|")) + "</tr>"
+        for i, line in enumerate(suite_table(suite).splitlines()) if i != 1
+    )
+    return (f"<h2>Reward models: members, ensembles, WARM (label noise ρ = {suite[0].get('label_noise')})</h2>"
+            f"<table>{body}</table><img src=\"data:image/png;base64,{base64.b64encode(png).decode()}\" "
+            f"alt=\"RM accuracies\">")
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write plots/bon.{png,svg} and report.html into run_dir from its results.jsonl; returns the html path."""
     run = RunDir(run_dir)
     if not (run.path / RESULTS).is_file():
         raise GoodhartError(f"{run.path} has no {RESULTS}; is it a goodhart run directory?")
-    rows = run.results()
+    all_rows = run.results()
+    rows = [r for r in all_rows if r.get("method") == "bon"]
     if not rows:
-        raise GoodhartError(f"{run.path / RESULTS} is empty; nothing to report")
-    missing = [k for k in ("method", "reward_model", "n", "d", "gold", "proxy") if any(k not in r for r in rows)]
+        raise GoodhartError(f"{run.path / RESULTS} holds no Best-of-n rows (method 'bon'); nothing to report")
+    missing = [k for k in ("reward_model", "n", "d", "gold", "proxy") if any(k not in r for r in rows)]
     if missing:
         raise GoodhartError(f"{run.path / RESULTS} rows lack the column(s) {', '.join(missing)}")
     fig = plot_bon(rows)
     png = _fig_bytes(fig, "png")
     atomic_write_bytes(run.path / "plots" / "bon.png", png)
     atomic_write_bytes(run.path / "plots" / "bon.svg", _fig_bytes(fig, "svg"))
+    suite = [r for r in all_rows if r.get("study") == "rm_suite"]
+    suite_html = _suite_section(run, suite) if suite else ""
 
     top = rows[0]
     facts = [
@@ -80,7 +98,7 @@ as proxy (dashed) still rising while gold (solid) flattens or falls.</p>
 <img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="gold and proxy vs sqrt(KL)">
 <h2>Key points (selected by the proxy RM)</h2>
 <table><tr><th></th><th>n</th><th>d</th><th>gold [95% CI]</th><th>proxy [95% CI]</th></tr>{key_html}</table>
-<h2>Setup</h2><table>{fact_html}</table>
+{suite_html}<h2>Setup</h2><table>{fact_html}</table>
 <p>Data: <code>results.jsonl</code> ({len(rows)} rows); plots in <code>plots/</code>.</p>
 </body></html>
 """

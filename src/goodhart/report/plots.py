@@ -21,7 +21,10 @@ def plot_bon(rows: list[dict]) -> Figure:
         raise GoodhartError("no Best-of-n rows (method 'bon') in the results table")
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
-    for selector in sorted({r["reward_model"] for r in bon}, key=lambda s: s != "proxy"):
+    selectors = sorted({r["reward_model"] for r in bon}, key=lambda s: s != "proxy")
+    if "proxy" not in selectors:  # many proxies (an RM suite): one gold curve each
+        return _plot_many(ax, fig, bon, selectors)
+    for selector in selectors:
         sel = sorted((r for r in bon if r["reward_model"] == selector), key=lambda r: r["n"])
         color, label = SELECTOR_STYLE.get(selector, (None, f"selected by {selector}"))
         d = _series(sel, "d")
@@ -34,12 +37,16 @@ def plot_bon(rows: list[dict]) -> Figure:
             best = max(sel, key=lambda r: r["gold"])
             ax.plot([best["d"]], [best["gold"]], "o", color=line.get_color())
             ax.annotate(f"gold peak n={best['n']}", (best["d"], best["gold"]), textcoords="offset points",
-                        xytext=(4, 6), fontsize=8)
+                        xytext=(0, 8), ha="center", fontsize=8)
     top = bon[0]
-    ax.set_xlabel("d = sqrt(KL(π_BoN ‖ π_ref))  [nats^½, analytic bound]")
-    ax.set_ylabel("reward (normalised: initial policy mean 0, std 1)")
     ax.set_title(f"Best-of-n on {top.get('world', '?')}: proxy RM {top.get('rm_backbone', '?')}, "
                  f"{top.get('rm_pairs', '?')} comparisons", fontsize=10)
+    return _finish(ax, bon, "reward (normalised: initial policy mean 0, std 1)")
+
+
+def _finish(ax, bon: list[dict], ylabel: str) -> Figure:
+    ax.set_xlabel("d = sqrt(KL(π_BoN ‖ π_ref))  [nats^½, analytic bound]")
+    ax.set_ylabel(ylabel)
     ax.axhline(0, color="0.8", lw=0.8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
@@ -47,4 +54,34 @@ def plot_bon(rows: list[dict]) -> Figure:
     ticks = [r for r in sorted(bon, key=lambda r: r["n"]) if r["n"] in {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}]
     secondary.set_xticks([r["d"] for r in ticks], labels=[str(r["n"]) for r in ticks], fontsize=7)
     secondary.set_xlabel("n", fontsize=8)
+    return ax.figure
+
+
+def _plot_many(ax, fig, bon: list[dict], selectors: list[str]) -> Figure:
+    """Gold vs d for several proxies (members greyed, aggregates coloured)."""
+    for i, selector in enumerate(s for s in selectors if not s.startswith("member")):
+        sel = sorted((r for r in bon if r["reward_model"] == selector), key=lambda r: r["n"])
+        ax.plot(_series(sel, "d"), _series(sel, "gold"), "-", lw=1.8, color=f"C{i % 10}", label=selector)
+    for selector in (s for s in selectors if s.startswith("member")):
+        sel = sorted((r for r in bon if r["reward_model"] == selector), key=lambda r: r["n"])
+        ax.plot(_series(sel, "d"), _series(sel, "gold"), "-", lw=0.8, color="0.6",
+                label="single members" if selector == "member_0" else None)
+    ax.set_title(f"Best-of-n gold with each reward model as the proxy ({bon[0].get('world', '?')})", fontsize=10)
+    return _finish(ax, bon, "gold reward of the proxy's pick (normalised)")
+
+
+def plot_suite_accuracy(rows: list[dict]) -> Figure:
+    """Grouped bars: clean accuracy, agreement with flipped labels (memorisation), OOD accuracy per RM."""
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    names = [r["reward_model"] for r in rows]
+    for j, (key, label) in enumerate((("clean_acc", "clean held-out"), ("flipped_memorised", "flipped train (↓ better)"),
+                                      ("ood_acc", "OOD"))):
+        xs = [i + (j - 1) * 0.27 for i in range(len(rows))]
+        ax.bar(xs, [float("nan") if r.get(key) is None else r[key] for r in rows], width=0.27, label=label)
+    ax.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=8)
+    ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+    ax.set_ylabel("pairwise accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
     return fig

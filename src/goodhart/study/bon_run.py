@@ -8,7 +8,6 @@
 5. write the run directory and the report.
 """
 
-import random
 import time
 from pathlib import Path
 
@@ -17,29 +16,16 @@ import torch
 
 from goodhart.bon import bon_bootstrap, bon_estimate, default_ns, kl_bound
 from goodhart.config import RunConfig
+from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
-from goodhart.policy.sampling import completion_grid, sample_completions
+from goodhart.policy.pool import policy_pool
 from goodhart.progress import console
-from goodhart.reward.labels import make_pairs
+from goodhart.reward.data import world_preferences
 from goodhart.reward.normalise import normalisation
+from goodhart.reward.run import fit_reward_model
 from goodhart.reward.score import score_pairs
-from goodhart.reward.train import Comparisons, evaluate_comparisons, train_reward_model
 from goodhart.runs import SAMPLES, RunDir, save_checkpoint, write_jsonl
 from goodhart.worlds import World, load_world
-
-VAL_PAIRS_MAX = 512
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GoodhartError("device 'cuda' was asked for but no CUDA GPU is available; use device=auto or cpu")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def split_prompts(prompts: list[str], data, seed: int) -> tuple[list[str], list[str]]:
@@ -54,53 +40,13 @@ def split_prompts(prompts: list[str], data, seed: int) -> tuple[list[str], list[
     return chosen[: data.train_prompts], chosen[data.train_prompts :]
 
 
-def _sample(world: World, cfg: RunConfig, prompts: list[str], k: int, seed: int, what: str) -> np.ndarray:
-    torch.manual_seed(seed)
-    comps = sample_completions(
-        world.policy, world.tokenizer, [world.render(p) for p in prompts], k,
-        max_new_tokens=cfg.sampling.max_new_tokens, temperature=cfg.sampling.temperature,
-        top_p=cfg.sampling.top_p, batch_size=cfg.sampling.batch_size,
-        add_special_tokens=world.add_special_tokens, description=what,
-    )
-    return completion_grid(comps)
-
-
-def _gold_grid(world: World, prompts: list[str], comps: np.ndarray) -> np.ndarray:
-    B, K = comps.shape
-    return world.gold_scores([p for p in prompts for _ in range(K)], list(comps.ravel())).reshape(B, K)
-
-
-def _comparisons(prompts: list[str], comps: np.ndarray, pairs: np.ndarray) -> Comparisons:
-    return Comparisons([prompts[b] for b in pairs[:, 0]], list(comps[pairs[:, 0], pairs[:, 1]]),
-                       list(comps[pairs[:, 0], pairs[:, 2]]))
-
-
 def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], comps: np.ndarray,
                 gold: np.ndarray, device: torch.device):
     """Gold-labelled comparisons → Bradley–Terry proxy; validation on held-out training prompts."""
-    n_val = max(1, int(round(cfg.rm.val_fraction * len(prompts))))
-    n_fit = len(prompts) - n_val
-    rng = np.random.default_rng(cfg.seed)
-    fit_pairs = make_pairs(gold[:n_fit], rng, cfg.rm.max_pairs, cfg.rm.labels, cfg.rm.label_temperature,
-                           cfg.rm.label_noise)
-    val_pairs = make_pairs(gold[n_fit:], rng, VAL_PAIRS_MAX)
-    if len(fit_pairs) < 2 or len(val_pairs) < 1:
-        raise GoodhartError(
-            "too few comparisons with distinct gold scores to train the proxy; raise data.train_prompts "
-            "or data.train_samples_per_prompt"
-        )
-    train = _comparisons(prompts[:n_fit], comps[:n_fit], fit_pairs)
-    val = _comparisons(prompts[n_fit:], comps[n_fit:], val_pairs)
+    train, val, flipped = world_preferences(prompts, comps, gold, cfg.rm, cfg.seed)
     model, tok = world.make_proxy(cfg.seed)
     model.to(device)
-    stats = train_reward_model(
-        model, tok, train, lr=cfg.rm.lr, epochs=cfg.rm.epochs, batch_size=cfg.rm.batch_size,
-        max_length=cfg.rm.max_length, weight_decay=cfg.rm.weight_decay, seed=cfg.seed, log=run.log_metrics,
-    )
-    val_stats = evaluate_comparisons(model, tok, val, cfg.rm.max_length)
-    stats |= {"rm/val_accuracy": val_stats["accuracy"], "rm/val_loss": val_stats["loss"],
-              "rm/train_pairs": len(train), "rm/val_pairs": len(val), "rm/flipped_pairs": int(fit_pairs[:, 3].sum()),
-              "rm/params": sum(p.numel() for p in model.parameters())}
+    stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics)
     return model, tok, stats
 
 
@@ -136,8 +82,8 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
     console.print(f"[bold]goodhart run[/] world={world.name} → {run.path}")
 
     t = time.perf_counter()
-    train_comps = _sample(world, cfg, train_prompts, cfg.data.train_samples_per_prompt, cfg.seed, "sample train")
-    train_gold = _gold_grid(world, train_prompts, train_comps)
+    train_comps, train_gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling,
+                                          cfg.seed, "sample train", cfg.cache)
     t_sample_train = time.perf_counter() - t
 
     proxy_model, proxy_tok, rm_stats = train_proxy(world, cfg, run, train_prompts, train_comps, train_gold, device)
@@ -146,9 +92,9 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
 
     t = time.perf_counter()
     N = cfg.data.eval_samples_per_prompt
-    eval_comps = _sample(world, cfg, eval_prompts, N, cfg.seed + 1, "sample eval pool")
+    eval_comps, gold_raw = policy_pool(world, eval_prompts, N, cfg.sampling, cfg.seed + 1, "sample eval pool",
+                                       cfg.cache)
     t_sample_eval = time.perf_counter() - t
-    gold_raw = _gold_grid(world, eval_prompts, eval_comps)
     flat_prompts = [p for p in eval_prompts for _ in range(N)]
     proxy_raw = score_pairs(proxy_model, proxy_tok, flat_prompts, list(eval_comps.ravel()),
                             max_length=cfg.rm.max_length).reshape(gold_raw.shape)

@@ -5,6 +5,6 @@
 - hf: bring your own checkpoints, prompts and gold reward.
 """
 
-from goodhart.worlds.base import World, load_world
+from goodhart.worlds.base import World, load_world, proxy_factory
 
-__all__ = ["World", "load_world"]
+__all__ = ["World", "load_world", "proxy_factory"]

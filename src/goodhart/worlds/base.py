@@ -18,6 +18,7 @@ class World:
     """Everything a study needs from its setting. Gold and proxy both score decoded text."""
 
     name: str
+    policy_id: str  # identifies the policy weights (for the sample cache)
     policy: object  # a transformers causal LM (PreTrainedModel)
     tokenizer: object  # the policy's tokenizer
     prompts: list[str]  # raw prompts: what gold and proxy see beside the completion
@@ -27,6 +28,7 @@ class World:
     gold_name: str
     make_proxy: Callable[[int], tuple]  # seed -> (fresh sequence-classification model, tokenizer)
     proxy_name: str
+    ood_prompts: list[str] | None = None  # another text domain, for out-of-distribution RM checks
 
     def gold_scores(self, prompts: list[str], completions: list[str]) -> np.ndarray:
         """Gold scores as float64 (B,), refusing NaN/inf with the offending rows named."""
@@ -63,6 +65,27 @@ def read_prompt_file(path: str | Path, field: str = "prompt") -> list[str]:
     if not prompts:
         raise GoodhartError(f"prompts file {path} has no usable rows (non-empty '{field}' strings)")
     return prompts
+
+
+def proxy_factory(world: str, hf_cfg, backbone: str | None = None) -> Callable[[int], tuple]:
+    """seed -> fresh (proxy RM, tokenizer): `backbone` if given, else the world's proxy backbone.
+
+    Loads no policy, so RM-only commands stay fast.
+    """
+    from goodhart.worlds.hf import proxy_from_pretrained
+
+    trust = bool(hf_cfg is not None and hf_cfg.trust_remote_code)
+    if backbone is not None:
+        return lambda seed: proxy_from_pretrained(backbone, seed, trust)
+    if world == "smoke":
+        from goodhart.worlds.smoke import make_proxy
+
+        return make_proxy
+    if world == "sentiment":
+        from goodhart.worlds.sentiment import make_proxy
+
+        return make_proxy
+    return lambda seed: proxy_from_pretrained(hf_cfg.proxy_backbone, seed, trust)
 
 
 def load_world(cfg) -> World:

@@ -67,6 +67,27 @@ def _checkpoint_gold(path: str, trust_remote_code: bool):
     return gold
 
 
+def _identity(path: str) -> str:
+    """A local checkpoint is identified by its path and weight files' sizes and mtimes; a hub id by name."""
+    p = Path(path)
+    if not p.is_dir():
+        return path
+    files = sorted(p.glob("*.safetensors"))
+    return f"{p.resolve()}:" + ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
+def proxy_from_pretrained(path: str, seed: int, trust_remote_code: bool = False):
+    """A fresh proxy RM: the encoder at `path` with a newly initialised 1-output score head."""
+    torch.manual_seed(seed)
+    model = _load("proxy backbone", path, AutoModelForSequenceClassification, num_labels=1,
+                  trust_remote_code=trust_remote_code, ignore_mismatched_sizes=True)
+    tok = _load("proxy tokenizer", path, AutoTokenizer, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+        model.config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
 def hf_world(cfg) -> World:
     """Build a World from an HFWorldConfig (all four of policy, prompts, gold, proxy_backbone set)."""
     prompts = _load_prompts(cfg)
@@ -88,18 +109,9 @@ def hf_world(cfg) -> World:
     is_callable = ":" in cfg.gold and not Path(cfg.gold).exists()
     gold = _callable_gold(cfg.gold) if is_callable else _checkpoint_gold(cfg.gold, trust)
 
-    def make_proxy(seed: int):
-        torch.manual_seed(seed)
-        model = _load("proxy backbone", cfg.proxy_backbone, AutoModelForSequenceClassification,
-                      num_labels=1, trust_remote_code=trust, ignore_mismatched_sizes=True)
-        ptok = _load("proxy tokenizer", cfg.proxy_backbone, AutoTokenizer, trust_remote_code=trust)
-        if ptok.pad_token is None:
-            ptok.pad_token = ptok.eos_token
-            model.config.pad_token_id = ptok.pad_token_id
-        return model, ptok
-
     return World(
-        name="hf", policy=policy, tokenizer=tok, prompts=prompts, render=render,
-        add_special_tokens=not use_chat, gold=gold, gold_name=cfg.gold, make_proxy=make_proxy,
+        name="hf", policy_id=_identity(cfg.policy), policy=policy, tokenizer=tok, prompts=prompts, render=render,
+        add_special_tokens=not use_chat, gold=gold, gold_name=cfg.gold,
+        make_proxy=lambda seed: proxy_from_pretrained(cfg.proxy_backbone, seed, trust),
         proxy_name=cfg.proxy_backbone,
     )

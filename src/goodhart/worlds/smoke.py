@@ -67,10 +67,10 @@ def _tokenizer(proxy: bool) -> PreTrainedTokenizerFast:
     )
 
 
-def smoke_prompts(count: int = 64) -> list[str]:
-    """Fixed 3-word openings made of neutral words."""
-    rng = np.random.default_rng(PROMPT_SEED)
-    return [" ".join(rng.choice(NEUTRAL, size=3, replace=False)) for _ in range(count)]
+def smoke_prompts(count: int = 64, words: list[str] = NEUTRAL, seed: int = PROMPT_SEED) -> list[str]:
+    """Fixed 3-word openings (neutral words; the OOD set uses sentiment words)."""
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(words, size=3, replace=False)) for _ in range(count)]
 
 
 def make_policy(seed: int) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
@@ -97,9 +97,10 @@ def make_proxy(seed: int) -> tuple[BertForSequenceClassification, PreTrainedToke
 def smoke_world(seed: int = 0) -> World:
     policy, tok = make_policy(seed)
     return World(
-        name="smoke", policy=policy, tokenizer=tok, prompts=smoke_prompts(),
+        name="smoke", policy_id=f"smoke-gpt2-seed{seed}", policy=policy, tokenizer=tok, prompts=smoke_prompts(),
         render=lambda p: f"[BOS] {p}", add_special_tokens=False,
         gold=gold, gold_name="smoke-gold", make_proxy=make_proxy, proxy_name="tiny-bert",
+        ood_prompts=smoke_prompts(32, POSITIVE + NEGATIVE, PROMPT_SEED + 1),
     )
 
 

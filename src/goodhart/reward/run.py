@@ -1,0 +1,129 @@
+"""`goodhart rm train`, `rm warm`, `rm ensemble`, `rm eval`: reward-model runs on disk."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from goodhart.device import resolve_device, seed_everything
+from goodhart.errors import GoodhartError
+from goodhart.policy.pool import policy_pool
+from goodhart.progress import console
+from goodhart.reward.data import read_preferences, split_file_preferences, world_preferences
+from goodhart.reward.load import checkpoint_dir, load_checkpoint, load_reward_model
+from goodhart.reward.train import Comparisons, evaluate_comparisons, train_reward_model
+from goodhart.reward.warm import weight_average
+from goodhart.runs import RunDir, save_checkpoint, write_jsonl
+
+
+def set_dropout(model, p: float) -> None:
+    """Set every dropout probability (modules and config, so a saved checkpoint keeps it)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    for key, value in vars(model.config).items():
+        if "dropout" in key and isinstance(value, float):
+            setattr(model.config, key, p)
+
+
+def world_train_pool(cfg):
+    """(prompts, comps, gold) for RM training from the world's policy; the same prompt choice and
+    sample cache as `goodhart run` with the same seed, prompts and samples per prompt."""
+    from goodhart.worlds import load_world
+
+    world = load_world(cfg)
+    if len(world.prompts) < cfg.prompts:
+        raise GoodhartError(f"the world has {len(world.prompts)} prompts but prompts = {cfg.prompts}")
+    order = np.random.default_rng(cfg.seed).permutation(len(world.prompts))[: cfg.prompts]
+    prompts = [world.prompts[i] for i in order]
+    world.policy.to(resolve_device(cfg.device))
+    comps, gold = policy_pool(world, prompts, cfg.samples_per_prompt, cfg.sampling, cfg.seed, "sample", cfg.cache)
+    return prompts, comps, gold
+
+
+def preference_split(cfg) -> tuple[Comparisons, Comparisons, np.ndarray]:
+    if cfg.data is not None:
+        data, flipped = read_preferences(cfg.data, cfg.data_split)
+        return split_file_preferences(data, flipped, cfg.rm, cfg.seed)
+    return world_preferences(*world_train_pool(cfg), cfg.rm, cfg.seed)
+
+
+def fit_reward_model(model, tok, train: Comparisons, val: Comparisons, flipped: np.ndarray, rm_cfg, seed: int,
+                     log=None) -> dict:
+    """Train, then measure clean validation accuracy and memorisation of flipped training labels."""
+    stats = train_reward_model(model, tok, train, lr=rm_cfg.lr, epochs=rm_cfg.epochs, batch_size=rm_cfg.batch_size,
+                               max_length=rm_cfg.max_length, weight_decay=rm_cfg.weight_decay, seed=seed, log=log)
+    val_stats = evaluate_comparisons(model, tok, val, rm_cfg.max_length)
+    stats |= {"rm/val_accuracy": val_stats["accuracy"], "rm/val_loss": val_stats["loss"],
+              "rm/train_pairs": len(train), "rm/val_pairs": len(val), "rm/flipped_pairs": int(flipped.sum()),
+              "rm/params": sum(p.numel() for p in model.parameters())}
+    if flipped.any():
+        # agreement with the (wrong) flipped label on the training pairs: lower = less memorisation
+        stats["rm/flipped_memorised"] = evaluate_comparisons(model, tok, train.subset(np.flatnonzero(flipped)),
+                                                             rm_cfg.max_length)["accuracy"]
+    return stats
+
+
+def train_rm_run(cfg, out: str | Path, overwrite: bool = False) -> Path:
+    """Train one Bradley–Terry RM (an RMTrainConfig) into run directory `out` (checkpoint in out/model)."""
+    from goodhart.worlds import proxy_factory
+
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    train, val, flipped = preference_split(cfg)
+    if cfg.init_from is not None:
+        model, tok = load_checkpoint(cfg.init_from, cfg.hf.trust_remote_code)
+    else:
+        model, tok = proxy_factory(cfg.world, cfg.hf, cfg.backbone)(cfg.seed)
+    run = RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
+    if cfg.dropout is not None:
+        set_dropout(model, cfg.dropout)
+    model.to(device)
+    stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics)
+    save_checkpoint(run, "model", model, tok)
+    write_jsonl(run.file("pairs.jsonl"), [
+        {"split": split, "prompt": p, "chosen": c, "rejected": r, "flipped": bool(f)}
+        for split, data, flags in (("train", train, flipped), ("val", val, np.zeros(len(val), bool)))
+        for p, c, r, f in zip(data.prompts, data.chosen, data.rejected, flags, strict=True)
+    ])
+    run.append_results([{
+        "study": "rm", "reward_model": run.path.name, "rm_params": stats["rm/params"],
+        "rm_pairs": stats["rm/train_pairs"], "label_noise": cfg.rm.label_noise, "val_acc": stats["rm/val_accuracy"],
+        "val_loss": stats["rm/val_loss"], "flipped_memorised": stats.get("rm/flipped_memorised"),
+        "lr": cfg.rm.lr, "dropout": cfg.dropout, "epochs": cfg.rm.epochs, "seed": cfg.seed, "init_from": cfg.init_from,
+    }])
+    run.log_metrics(phase="summary", **stats)
+    console.print(f"RM → {run.path / 'model'}: validation accuracy {stats['rm/val_accuracy']:.3f} "
+                  f"({stats['rm/train_pairs']} training pairs, {stats['time/rm_train_s']:.0f} s)")
+    return run.path
+
+
+def build_warm(members: list[str | Path], out: str | Path, weights: list[float] | None = None) -> Path:
+    """Weight-average member checkpoints (SPEC §6) into a new checkpoint directory `out`."""
+    if len(members) < 2:
+        raise GoodhartError("WARM needs at least 2 member checkpoints")
+    out = Path(out)
+    if (out / "config.json").exists():
+        raise GoodhartError(f"{out} already holds a checkpoint; choose another --out")
+    loaded = [load_checkpoint(m) for m in members]
+    warm = weight_average([m for m, _ in loaded], weights)
+    out.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(RunDir(out.parent), out.name, warm, loaded[0][1])
+
+
+def eval_reward_models(models: list[str | Path], data: list[str | Path], max_length: int = 256) -> list[dict]:
+    """Accuracy of each RM (checkpoint, run or ensemble dir) on each preference file; rows with
+    `flipped: true` are reported apart (agreement with the flipped label = memorisation)."""
+    rows = []
+    for m in models:
+        rm = load_reward_model(m)
+        name = checkpoint_dir(m).parent.name if (Path(m) / "model").is_dir() else Path(m).name
+        for source in data:
+            pairs, flipped = read_preferences(str(source))
+            margin = (rm.score(pairs.prompts, pairs.chosen, max_length) - rm.score(pairs.prompts, pairs.rejected, max_length))
+            correct = (margin > 0) + 0.5 * (margin == 0)
+            for subset, mask in (("clean", ~flipped), ("flipped", flipped)):
+                if mask.any():
+                    rows.append({"study": "rm_eval", "reward_model": name, "data": Path(source).name, "subset": subset,
+                                 "pairs": int(mask.sum()), "accuracy": float(correct[mask].mean())})
+    return rows
