@@ -96,3 +96,16 @@ def test_rm_errors(members, tmp_path):
     assert_one_line_error(goodhart("rm", "ensemble", str(members / "m1"), str(tmp_path), "--out", str(tmp_path / "e")),
                            "is not a reward-model checkpoint")
     assert_one_line_error(goodhart("rm", "train", "--world", "smoke", "--set", "rm.label_noise=0.6"), "rm.label_noise")
+
+
+def test_preferences_from_a_dataset_directory(tmp_path):
+    from goodhart import GoodhartError
+    from goodhart.reward.data import read_preferences
+
+    (tmp_path / "train.jsonl").write_text(
+        "".join(json.dumps({"prompt": "p", "chosen": f"good {i}", "rejected": "bad", "flipped": i == 3}) + "\n"
+                for i in range(6)))
+    data, flipped = read_preferences(str(tmp_path))
+    assert len(data) == 6 and data.chosen[2] == "good 2" and flipped.tolist() == [False] * 3 + [True] + [False] * 2
+    with pytest.raises(GoodhartError, match="could not load preference dataset"):
+        read_preferences("no/such-dataset")

@@ -1,0 +1,27 @@
+"""The default sentiment world from the packaged models (slow tier: converts/loads the 135M policy)."""
+
+import numpy as np
+import pytest
+import torch
+
+from goodhart import load_run_config, load_world
+from goodhart.policy.sampling import sample_completions
+from goodhart.reward.score import score_pairs
+
+pytestmark = pytest.mark.slow
+
+
+def test_sentiment_world_samples_and_scores():
+    world = load_world(load_run_config())
+    assert len(world.prompts) >= 200 and len(world.ood_prompts) >= 200
+    assert sum(p.numel() for p in world.policy.parameters()) > 100_000_000
+    assert "Continue this movie review" in world.render(world.prompts[0])
+    torch.manual_seed(0)
+    comps = sample_completions(world.policy, world.tokenizer, [world.render(p) for p in world.prompts[:2]], 2,
+                               max_new_tokens=12)
+    flat = [c for row in comps for c in row]
+    gold = world.gold_scores([p for p in world.prompts[:2] for _ in range(2)], flat)
+    assert np.all(np.abs(gold) <= 1)
+    assert world.gold_scores(["a", "b"], ["a wonderful, brilliant film", "an awful, boring mess"]).tolist()[0] > 0.5
+    proxy, tok = world.make_proxy(0)
+    assert score_pairs(proxy, tok, ["x"] * len(flat), flat).shape == (4,)
