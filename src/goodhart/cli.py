@@ -150,6 +150,34 @@ def rm_suite(
     run_rm_suite(cfg, out or Path("runs") / f"rm-suite-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}", overwrite=overwrite)
 
 
+policy_app = typer.Typer(no_args_is_help=True, help="Policy optimisation against a proxy RM: RLOO, REINFORCE, BOND, J-BOND.")
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("train")
+def policy_train(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/policy-<method>-<time>)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="e.g. --set method=rloo --set beta_kl=0.05")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+):
+    """Train the world's policy against a proxy RM; gold, proxy and KL are measured as it goes.
+
+    Example: goodhart policy train --world smoke --set reward_model=runs/rm1 --set method=jbond --out runs/pol
+    """
+    from goodhart.config import load_policy_train_config
+
+    cfg = load_policy_train_config(config, world, set_ or [])
+    from goodhart.policy.train import train_policy
+
+    if resume and out is None:
+        raise GoodhartError("--resume needs --out (the run directory to continue)")
+    train_policy(cfg, out or Path("runs") / f"policy-{cfg.method}-{datetime.now():%Y%m%d-%H%M%S}",
+                 resume=resume, overwrite=overwrite)
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",")]

@@ -178,6 +178,44 @@ class RMSuiteConfig(Strict):
         return self
 
 
+class PolicyTrainConfig(Strict):
+    """`goodhart policy train`: move the policy against a proxy RM with RL (RLOO / REINFORCE) or
+    BOND / J-BOND, measuring gold, proxy and KL to the initial policy as it goes (SPEC §7–§9)."""
+
+    world: WorldName = "sentiment"
+    reward_model: str = Field(..., description="proxy RM: checkpoint, `rm train` run dir, WARM dir or ensemble dir")
+    method: Literal["rloo", "reinforce", "bond", "jbond"] = "jbond"
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    steps: int = Field(40, ge=1)
+    batch_prompts: int = Field(8, ge=1, description="B: prompts per step")
+    samples_per_prompt: int = Field(2, ge=1, description="k policy samples per prompt (RLOO needs k ≥ 2)")
+    lr: float = Field(1e-5, gt=0, le=1.0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    beta_kl: float = Field(0.0, ge=0, description="β_KL: KL(π‖π_ref) penalty for rloo/reinforce; γ (KL to the anchor) for jbond")
+    kl_estimator: Literal["k1_reward", "k3_loss"] = Field("k1_reward", description="where the KL penalty goes (SPEC §7)")
+    bond_n: int = Field(4, ge=2, description="N of the BoN target for method bond (anchor samples per prompt)")
+    bond_divergence: Literal["forward", "backward", "jeffreys"] = "jeffreys"
+    jeffreys_beta: float = Field(0.5, ge=0, le=1, description="β of J_β = (1 − β)·forward + β·backward")
+    ema: float = Field(0.02, ge=0, le=1, description="anchor EMA rate η for jbond (0: fixed anchor)")
+    baseline_decay: float = Field(0.9, ge=0, lt=1, description="REINFORCE moving-average baseline")
+    lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")
+    lora_rank: int = Field(8, ge=1)
+    train_prompts: int = Field(120, ge=1)
+    eval_prompts: int = Field(16, ge=1, description="held-out prompts scored by gold and proxy at each evaluation")
+    eval_samples_per_prompt: int = Field(2, ge=1)
+    eval_every: int = Field(5, ge=1)
+    checkpoint_every: int = Field(10, ge=1)
+    sampling: SamplingConfig = SamplingConfig()
+    hf: HFWorldConfig = HFWorldConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.method == "rloo" and self.samples_per_prompt < 2:
+            raise ValueError("method rloo needs samples_per_prompt >= 2 (leave-one-out baseline)")
+        return self
+
+
 # Each world's defaults; the smoke world is sized to finish in seconds.
 PRESETS: dict[str, dict] = {
     "sentiment": {},
@@ -290,3 +328,15 @@ def load_rm_train_config(path=None, world: str | None = None, overrides: list[st
 def load_rm_suite_config(path=None, world: str | None = None, overrides: list[str] = ()) -> RMSuiteConfig:
     """Resolve an RMSuiteConfig (world preset < file < --set)."""
     return _resolve(RMSuiteConfig, SUITE_PRESETS, path, world, overrides)
+
+
+POLICY_PRESETS: dict[str, dict] = {
+    "sentiment": {}, "hf": {},
+    "smoke": {"sampling": PRESETS["smoke"]["sampling"], "lr": 3e-3, "steps": 12, "train_prompts": 40,
+              "eval_prompts": 8, "eval_samples_per_prompt": 4, "eval_every": 4, "checkpoint_every": 4},
+}
+
+
+def load_policy_train_config(path=None, world: str | None = None, overrides: list[str] = ()) -> PolicyTrainConfig:
+    """Resolve a PolicyTrainConfig (world preset < file < --set)."""
+    return _resolve(PolicyTrainConfig, POLICY_PRESETS, path, world, overrides)

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from goodhart.errors import GoodhartError
-from goodhart.report.plots import plot_bon, plot_suite_accuracy
+from goodhart.report.plots import plot_bon, plot_policy, plot_suite_accuracy
 from goodhart.report.tables import suite_table
 from goodhart.runs import RESULTS, RunDir, atomic_write_bytes, atomic_write_text
 
@@ -48,15 +48,45 @@ def _suite_section(run: RunDir, suite: list[dict]) -> str:
             f"alt=\"RM accuracies\">")
 
 
+_STYLE = """<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
+th{background:#f4f4f4}img{max-width:100%}</style>"""
+
+
+def _policy_report(run: RunDir, rows: list[dict]) -> Path:
+    fig = plot_policy(rows)
+    png = _fig_bytes(fig, "png")
+    atomic_write_bytes(run.path / "plots" / "policy.png", png)
+    atomic_write_bytes(run.path / "plots" / "policy.svg", _fig_bytes(fig, "svg"))
+    cells = ("method", "beta_kl", "step", "kl", "d", "gold", "gold_se", "proxy", "proxy_se")
+    body = "".join("<tr>" + "".join(
+        f"<td>{r[c]:.3f}</td>" if isinstance(r.get(c), float) else f"<td>{html.escape(str(r.get(c)))}</td>"
+        for c in cells) + "</tr>" for r in rows)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>goodhart policy report</title>{_STYLE}</head>
+<body><h1>goodhart: policy optimisation, gold vs proxy</h1>
+<p>Gold and proxy reward of the policy's samples on held-out prompts (normalised so the initial
+policy scores 0 with unit standard deviation) against d = sqrt(KL(π‖π_ref)), KL estimated with k3.
+Overoptimization: proxy (dashed) still rising while gold (solid) stalls or falls.</p>
+<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="gold and proxy vs sqrt(KL)">
+<table><tr>{"".join(f"<th>{c}</th>" for c in cells)}</tr>{body}</table></body></html>
+"""
+    out = run.path / "report.html"
+    atomic_write_text(out, page)
+    return out
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write plots/bon.{png,svg} and report.html into run_dir from its results.jsonl; returns the html path."""
     run = RunDir(run_dir)
     if not (run.path / RESULTS).is_file():
         raise GoodhartError(f"{run.path} has no {RESULTS}; is it a goodhart run directory?")
     all_rows = run.results()
+    policy_rows = [r for r in all_rows if r.get("study") == "policy"]
     rows = [r for r in all_rows if r.get("method") == "bon"]
+    if policy_rows and not rows:
+        return _policy_report(run, policy_rows)
     if not rows:
-        raise GoodhartError(f"{run.path / RESULTS} holds no Best-of-n rows (method 'bon'); nothing to report")
+        raise GoodhartError(f"{run.path / RESULTS} holds no Best-of-n or policy rows; nothing to report")
     missing = [k for k in ("reward_model", "n", "d", "gold", "proxy") if any(k not in r for r in rows)]
     if missing:
         raise GoodhartError(f"{run.path / RESULTS} rows lack the column(s) {', '.join(missing)}")

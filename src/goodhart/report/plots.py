@@ -85,3 +85,26 @@ def plot_suite_accuracy(rows: list[dict]) -> Figure:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_policy(rows: list[dict]) -> Figure:
+    """Policy training: gold (solid) and proxy (dashed) vs d = sqrt(KL(π‖π_ref)) (k3), one colour per
+    (method, β_KL); error bars are ±1 standard error over evaluation samples."""
+    runs = sorted({(r["method"], r.get("beta_kl", 0.0)) for r in rows})
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    for i, (method, beta) in enumerate(runs):
+        sel = sorted((r for r in rows if r["method"] == method and r.get("beta_kl", 0.0) == beta), key=lambda r: r["step"])
+        d = _series(sel, "d")
+        label = f"{method}, β_KL={beta:g}"
+        ax.errorbar(d, _series(sel, "gold"), yerr=_series(sel, "gold_se"), fmt="-o", ms=3, color=f"C{i}",
+                    label=f"gold, {label}", capsize=2)
+        ax.plot(d, _series(sel, "proxy"), "--", color=f"C{i}", label=f"proxy, {label}")
+    ax.set_xlabel("d = sqrt(KL(π ‖ π_ref))  [k3 estimate on held-out prompts]")
+    ax.set_ylabel("reward (normalised on the initial policy)")
+    ax.set_title(f"Policy optimisation on {rows[0].get('world', '?')} against proxy {rows[0].get('reward_model', '?')}",
+                 fontsize=10)
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,61 @@
+"""Rollouts for policy training: sample with token ids kept, and per-token log-probabilities.
+
+Shapes: B sequences, P prompt tokens (left-padded), T completion tokens.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from transformers import GenerationConfig
+
+
+@dataclass
+class Rollout:
+    """B sampled sequences: prompt + completion ids, attention mask, completion mask and decoded text."""
+
+    input_ids: torch.Tensor  # (B, P + T)
+    attention_mask: torch.Tensor  # (B, P + T)
+    prompt_len: int  # P
+    valid_mask: torch.Tensor  # (B, T): True for completion tokens up to and including EOS
+    texts: list[str]
+
+
+def encode_prompts(tokenizer, texts: list[str], add_special_tokens: bool, device) -> dict:
+    return tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
+                     add_special_tokens=add_special_tokens).to(device)
+
+
+def completion_mask(completion_ids: torch.Tensor, eos_id: int | None, pad_id: int | None) -> torch.Tensor:
+    """(B, T) True up to and including the first EOS; everything after it (padding) is False."""
+    if eos_id is None:
+        return torch.ones_like(completion_ids, dtype=torch.bool) if pad_id is None else completion_ids != pad_id
+    is_eos = completion_ids == eos_id
+    after_eos = (torch.cumsum(is_eos.int(), dim=1) - is_eos.int()) > 0
+    return ~after_eos
+
+
+@torch.no_grad()
+def rollout(model, tokenizer, enc: dict, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0) -> Rollout:
+    """Sample one completion per row of the encoded prompts `enc` (repeat rows for k samples per prompt)."""
+    gen = GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                           max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                           eos_token_id=tokenizer.eos_token_id)
+    seqs = model.generate(**enc, generation_config=gen)
+    P = enc["input_ids"].shape[1]
+    comp = seqs[:, P:]
+    valid = completion_mask(comp, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    attention = torch.cat([enc["attention_mask"], valid.to(enc["attention_mask"].dtype)], dim=1)
+    texts = tokenizer.batch_decode(comp.masked_fill(~valid, tokenizer.pad_token_id), skip_special_tokens=True)
+    return Rollout(seqs, attention, P, valid, texts)
+
+
+def token_logprobs(model, ro: Rollout, temperature: float = 1.0) -> torch.Tensor:
+    """(B, T) log π(y_t | x, y_<t) of the completion tokens under `model` (grad flows if enabled).
+
+    Positions are taken from the attention mask so left padding does not shift them.
+    """
+    position_ids = (ro.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ro.input_ids, attention_mask=ro.attention_mask, position_ids=position_ids).logits
+    logits = logits[:, ro.prompt_len - 1 : -1].float() / temperature
+    targets = ro.input_ids[:, ro.prompt_len :]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1) * ro.valid_mask

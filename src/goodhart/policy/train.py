@@ -1,0 +1,248 @@
+"""`goodhart policy train`: RLOO / REINFORCE (SPEC §8) and BOND / J-BOND (SPEC §9) against a proxy RM.
+
+One loop, CleanRL-style: sample → score with the proxy → loss → step (→ EMA anchor), with gold,
+proxy and KL(π‖π_ref) measured on held-out prompts every `eval_every` steps. Written by hand: trl
+1.16 has no PPO/BOND trainer, and its RLOO trainer cannot score decoded text with a proxy RM that
+uses another tokenizer (nor an ensemble). Each step reseeds torch from (seed, step), so a resumed
+run samples exactly what an uninterrupted one would.
+"""
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from goodhart.device import resolve_device, seed_everything
+from goodhart.errors import GoodhartError
+from goodhart.policy.bond import ema_update, jbond_reward, jeffreys, log_p_le
+from goodhart.policy.kl import k3_loss, kl_in_reward, kl_per_sequence, mean_stderr
+from goodhart.policy.losses import nll_loss, pg_loss, rloo_advantages
+from goodhart.policy.rollout import Rollout, encode_prompts, rollout, token_logprobs
+from goodhart.progress import console, progress_bar
+from goodhart.reward.load import load_reward_model
+from goodhart.runs import (
+    CONFIG,
+    METRICS,
+    RESULTS,
+    RunDir,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_jsonl,
+    save_checkpoint,
+    write_jsonl,
+)
+
+STATE = "checkpoint.pt"
+
+
+class Trainer:
+    """Holds the models and the per-step state; `step()` is one update, `evaluate()` one measurement."""
+
+    def __init__(self, cfg, world, rm, device):
+        self.cfg, self.world, self.rm, self.device = cfg, world, rm, device
+        self.tok = world.tokenizer
+        self.ref = copy.deepcopy(world.policy).to(device).eval().requires_grad_(False)
+        policy = world.policy.to(device)
+        if cfg.lora:
+            from peft import LoraConfig, get_peft_model
+
+            policy = get_peft_model(policy, LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank,
+                                                       target_modules="all-linear", lora_dropout=0.0))
+        self.policy = policy.eval()  # no dropout: sampling and the loss see the same policy
+        self.anchor = (copy.deepcopy(self.policy).requires_grad_(False)
+                       if cfg.method in ("bond", "jbond") else None)
+        self.opt = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad], lr=cfg.lr)
+        self.state = {"step": 0, "baseline": 0.0, "norm": None}
+
+    # --- sampling and scoring -------------------------------------------------------------
+    def sample(self, model, prompts: list[str], k: int) -> Rollout:
+        enc = encode_prompts(self.tok, [self.world.render(p) for p in prompts for _ in range(k)],
+                             self.world.add_special_tokens, self.device)
+        s = self.cfg.sampling
+        return rollout(model, self.tok, enc, s.max_new_tokens, s.temperature, s.top_p)
+
+    def proxy(self, prompts: list[str], k: int, ro: Rollout) -> torch.Tensor:
+        flat = [p for p in prompts for _ in range(k)]
+        return torch.as_tensor(self.rm.score(flat, ro.texts), dtype=torch.float32, device=self.device)
+
+    def logps(self, ro: Rollout, other) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log π with grad, log π_other without grad), each (B, T)."""
+        with torch.no_grad():
+            other_logp = token_logprobs(other, ro)
+        return token_logprobs(self.policy, ro), other_logp
+
+    # --- one update per method ------------------------------------------------------------
+    def rl_loss(self, prompts):
+        cfg, k = self.cfg, self.cfg.samples_per_prompt
+        ro = self.sample(self.policy, prompts, k)
+        proxy = self.proxy(prompts, k, ro)
+        logp, logp_ref = self.logps(ro, self.ref)
+        reward = proxy
+        if cfg.beta_kl > 0 and cfg.kl_estimator == "k1_reward":
+            reward = kl_in_reward(proxy, logp.detach(), logp_ref, ro.valid_mask, cfg.beta_kl)
+        if cfg.method == "rloo":
+            adv = rloo_advantages(reward.view(len(prompts), k)).view(-1)
+        else:
+            adv = reward - self.state["baseline"]
+            self.state["baseline"] = cfg.baseline_decay * self.state["baseline"] + (1 - cfg.baseline_decay) * reward.mean().item()
+        loss, stats = pg_loss(logp, ro.valid_mask, adv)
+        if cfg.beta_kl > 0 and cfg.kl_estimator == "k3_loss":
+            loss = loss + cfg.beta_kl * k3_loss(logp, logp_ref, ro.valid_mask)
+        kl = kl_per_sequence(logp.detach(), logp_ref, ro.valid_mask)
+        return loss, stats | {"reward/proxy": proxy.mean().item(), "kl/k1": kl["k1"].mean().item(),
+                              "kl/k3": kl["k3"].mean().item()}
+
+    def bond_loss(self, prompts):
+        """BOND (fixed anchor, N anchor samples, log p≤ reward) or J-BOND (2 anchor samples, r_J, EMA anchor)."""
+        cfg, k, B = self.cfg, self.cfg.samples_per_prompt, len(prompts)
+        jbond = cfg.method == "jbond"
+        n_anchor = 2 if jbond else cfg.bond_n
+        beta = cfg.jeffreys_beta if (jbond or cfg.bond_divergence == "jeffreys") else float(cfg.bond_divergence == "backward")
+        ro_a = self.sample(self.anchor, prompts, n_anchor)
+        anchor_scores = self.proxy(prompts, n_anchor, ro_a).view(B, n_anchor)
+        stats, loss = {"reward/anchor_proxy": anchor_scores.mean().item()}, 0.0
+        if beta < 1:  # forward KL(π_BoN‖π): likelihood of the anchor's best-of-n sample (first top score wins ties)
+            best = torch.arange(B, device=self.device) * n_anchor + anchor_scores.argmax(dim=1)
+            ro_best = Rollout(ro_a.input_ids[best], ro_a.attention_mask[best], ro_a.prompt_len, ro_a.valid_mask[best], [])
+            fwd, s = nll_loss(token_logprobs(self.policy, ro_best), ro_best.valid_mask)
+            loss, stats = fwd, stats | {"loss/forward": s["loss/nll"]}
+        if beta > 0:  # backward KL(π‖π_BoN): policy gradient on the policy's own samples
+            ro = self.sample(self.policy, prompts, k)
+            proxy = self.proxy(prompts, k, ro)
+            logp, logp_anchor = self.logps(ro, self.anchor)
+            rep = anchor_scores.repeat_interleave(k, dim=0)
+            if jbond:
+                reward = jbond_reward(proxy, rep)
+                if cfg.beta_kl > 0:
+                    reward = kl_in_reward(reward, logp.detach(), logp_anchor, ro.valid_mask, cfg.beta_kl)
+            else:
+                reward = kl_in_reward(log_p_le(proxy, rep), logp.detach(), logp_anchor, ro.valid_mask, 1.0 / (cfg.bond_n - 1))
+            adv = rloo_advantages(reward.view(B, k)).view(-1) if k > 1 else reward - reward.mean()
+            bwd, s = pg_loss(logp, ro.valid_mask, adv)
+            loss = jeffreys(loss, bwd, beta) if beta < 1 else bwd
+            stats |= {"loss/backward": s["loss/pg"], "reward/proxy": proxy.mean().item(),
+                      "reward/bond": reward.mean().item()}
+        return loss, stats
+
+    def step(self, prompts: list[str]) -> dict:
+        loss, stats = (self.rl_loss if self.cfg.method in ("rloo", "reinforce") else self.bond_loss)(prompts)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
+        self.opt.step()
+        if self.cfg.method == "jbond" and self.cfg.ema > 0:
+            ema_update(self.anchor, self.policy, self.cfg.ema)
+        return stats | {"loss/total": loss.item(), "policy/grad_norm": grad_norm.item()}
+
+    # --- measurement ----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, prompts: list[str]) -> dict:
+        k = self.cfg.eval_samples_per_prompt
+        ro = self.sample(self.policy, prompts, k)
+        flat = [p for p in prompts for _ in range(k)]
+        gold = self.world.gold_scores(flat, ro.texts)
+        proxy = self.rm.score(flat, ro.texts)
+        kl = kl_per_sequence(token_logprobs(self.policy, ro), token_logprobs(self.ref, ro), ro.valid_mask)
+        if self.state["norm"] is None:  # the first evaluation is of the initial policy (SPEC §5)
+            self.state["norm"] = {"gold": [float(gold.mean()), float(gold.std() or 1.0)],
+                                  "proxy": [float(proxy.mean()), float(proxy.std() or 1.0)]}
+        (gs, gd), (ps, pd) = self.state["norm"]["gold"], self.state["norm"]["proxy"]
+        g, p = (gold - gs) / gd, (proxy - ps) / pd
+        k3, k3_se = mean_stderr(kl["k3"])
+        return {"kl": k3, "kl_se": k3_se, "kl_k1": mean_stderr(kl["k1"])[0], "d": float(np.sqrt(max(k3, 0.0))),
+                "gold": float(g.mean()), "gold_se": float(g.std() / np.sqrt(len(g))), "proxy": float(p.mean()),
+                "proxy_se": float(p.std() / np.sqrt(len(p))), "gold_raw": float(gold.mean()),
+                "proxy_raw": float(proxy.mean())}
+
+    # --- resume ---------------------------------------------------------------------------
+    def save(self, run: RunDir) -> None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save({"policy": self.policy.state_dict(), "opt": self.opt.state_dict(), "state": self.state,
+                    "anchor": self.anchor.state_dict() if self.anchor is not None else None}, buf)
+        atomic_write_bytes(run.file(STATE), buf.getvalue())
+
+    def load(self, run: RunDir) -> None:
+        data = torch.load(run.file(STATE), map_location=self.device, weights_only=True)
+        self.policy.load_state_dict(data["policy"])
+        if self.anchor is not None:
+            self.anchor.load_state_dict(data["anchor"])
+        self.opt.load_state_dict(data["opt"])
+        self.state = data["state"]
+
+
+def drop_rows_from(run: RunDir, step: int) -> None:
+    """Remove metrics/results rows written after the checkpoint at `step` (they are redone on resume)."""
+    for name in (METRICS, RESULTS):
+        if run.file(name).is_file():
+            write_jsonl(run.file(name), [r for r in read_jsonl(run.file(name)) if r.get("step", -1) < step])
+
+
+def _open_run(cfg, out: Path, resume: bool, overwrite: bool) -> RunDir:
+    run = RunDir(out)
+    if resume and run.file(STATE).is_file():
+        saved = run.config()
+        mine = cfg.model_dump(mode="json")
+        differ = sorted(k for k in set(saved) | set(mine) if k != "steps" and saved.get(k) != mine.get(k))
+        if differ:
+            raise GoodhartError(f"cannot resume {out}: its config differs in {', '.join(differ)} (only steps may change)")
+        atomic_write_text(run.file(CONFIG), yaml.safe_dump(mine, sort_keys=False))
+        return run
+    return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
+
+
+def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train the world's policy against cfg.reward_model; writes metrics, results rows, checkpoints, report."""
+    from goodhart.report import build_report
+    from goodhart.worlds import load_world
+
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    rm = load_reward_model(cfg.reward_model).to(device)
+    world = load_world(cfg)
+    need = cfg.eval_prompts + cfg.train_prompts
+    if len(world.prompts) < need:
+        raise GoodhartError(f"the world has {len(world.prompts)} prompts but eval_prompts + train_prompts = {need}")
+    order = np.random.default_rng(cfg.seed).permutation(len(world.prompts))
+    eval_prompts = [world.prompts[i] for i in order[: cfg.eval_prompts]]
+    train_prompts = [world.prompts[i] for i in order[cfg.eval_prompts : need]]
+    run = _open_run(cfg, Path(out), resume, overwrite)
+    trainer = Trainer(cfg, world, rm, device)
+    if resume and run.file(STATE).is_file():
+        trainer.load(run)
+        drop_rows_from(run, trainer.state["step"])
+        console.print(f"resuming {run.path} at step {trainer.state['step']}")
+    common = {"study": "policy", "method": cfg.method, "reward_model": Path(cfg.reward_model).name, "world": world.name,
+              "beta_kl": cfg.beta_kl, "seed": cfg.seed, "lora": cfg.lora}
+
+    def measure(step: int) -> None:
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed * 1_000_003 + 500_000 + step)
+            row = trainer.evaluate(eval_prompts)
+        run.append_results([common | {"step": step} | row])
+
+    start = trainer.state["step"]
+    with progress_bar(cfg.steps - start, f"train policy ({cfg.method})") as advance:
+        for step in range(start, cfg.steps):
+            if step % cfg.eval_every == 0:
+                measure(step)
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            rng = np.random.default_rng([cfg.seed, step])
+            batch = [train_prompts[i] for i in rng.choice(len(train_prompts), size=cfg.batch_prompts, replace=False)]
+            t = time.perf_counter()
+            stats = trainer.step(batch)
+            run.log_metrics(phase="policy", step=step, **stats, **{"time/step_s": time.perf_counter() - t})
+            trainer.state["step"] = step + 1
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                trainer.save(run)
+            advance(info=f"proxy {stats.get('reward/proxy', float('nan')):.2f}")
+    measure(cfg.steps)
+    trainer.save(run)
+    save_checkpoint(run, "policy", trainer.policy, world.tokenizer)
+    build_report(run.path)
+    console.print(f"done: {run.path / 'report.html'}")
+    return run.path
