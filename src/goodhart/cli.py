@@ -178,6 +178,25 @@ def policy_train(
                  resume=resume, overwrite=overwrite)
 
 
+@policy_app.command("pareto")
+def policy_pareto(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    out: Annotated[Path, typer.Option(help="sweep directory (rerun to continue an interrupted sweep)")] = Path("runs/pareto"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="e.g. --set rl_betas=[0,0.05,0.2]")] = None,
+):
+    """RLOO at several β_KL and J-BOND on one gold/proxy-vs-KL plot.
+
+    Example: goodhart policy pareto --set reward_model=runs/x/proxy_rm --set steps=30 --out runs/pareto
+    """
+    from goodhart.config import load_policy_pareto_config
+
+    cfg = load_policy_pareto_config(config, world, set_ or [])
+    from goodhart.study.pareto import run_pareto
+
+    typer.echo(str(run_pareto(cfg, out) / "report.html"))
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",")]

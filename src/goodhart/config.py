@@ -330,6 +330,27 @@ def load_rm_suite_config(path=None, world: str | None = None, overrides: list[st
     return _resolve(RMSuiteConfig, SUITE_PRESETS, path, world, overrides)
 
 
+class PolicyParetoConfig(PolicyTrainConfig):
+    """`goodhart policy pareto`: RLOO at several β_KL and J-BOND, each a `policy train` run, on one
+    gold/proxy-vs-KL plot (SPEC §8–§9: is J-BOND's reward/KL front better than RL's at every β?)."""
+
+    rl_betas: list[float] = Field([0.0, 0.05, 0.2], min_length=1, description="β_KL values for RLOO")
+    jbond_gammas: list[float] = Field([0.0], min_length=1, description="γ (KL to the anchor) values for J-BOND")
+
+    @model_validator(mode="after")
+    def _check_grid(self):
+        if any(b < 0 for b in self.rl_betas + self.jbond_gammas):
+            raise ValueError("rl_betas and jbond_gammas must be >= 0")
+        return self
+
+    def runs(self) -> list[tuple[str, PolicyTrainConfig]]:
+        """(sub-run name, config) for every cell of the grid."""
+        base = self.model_dump(exclude={"rl_betas", "jbond_gammas"})
+        cells = [("rloo", b) for b in self.rl_betas] + [("jbond", g) for g in self.jbond_gammas]
+        return [(f"{m}-beta{b:g}", PolicyTrainConfig.model_validate(base | {"method": m, "beta_kl": b}))
+                for m, b in cells]
+
+
 POLICY_PRESETS: dict[str, dict] = {
     "sentiment": {}, "hf": {},
     "smoke": {"sampling": PRESETS["smoke"]["sampling"], "lr": 3e-3, "steps": 12, "train_prompts": 40,
@@ -340,3 +361,8 @@ POLICY_PRESETS: dict[str, dict] = {
 def load_policy_train_config(path=None, world: str | None = None, overrides: list[str] = ()) -> PolicyTrainConfig:
     """Resolve a PolicyTrainConfig (world preset < file < --set)."""
     return _resolve(PolicyTrainConfig, POLICY_PRESETS, path, world, overrides)
+
+
+def load_policy_pareto_config(path=None, world: str | None = None, overrides: list[str] = ()) -> PolicyParetoConfig:
+    """Resolve a PolicyParetoConfig (world preset < file < --set)."""
+    return _resolve(PolicyParetoConfig, POLICY_PRESETS, path, world, overrides)

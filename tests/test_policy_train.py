@@ -1,0 +1,84 @@
+"""Policy training on the smoke world: every method raises the proxy, KL grows from 0, forward BOND
+lowers the NLL of Best-of-N samples, options change behaviour, and a resumed run equals a straight one."""
+
+import json
+
+import pytest
+
+from goodhart.config import load_policy_train_config, load_rm_train_config
+from goodhart.policy.train import train_policy
+from goodhart.reward.run import train_rm_run
+
+
+@pytest.fixture(scope="module")
+def rm(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rm") / "rm"
+    train_rm_run(load_rm_train_config(world="smoke", overrides=["rm.epochs=3"]), out)
+    return out
+
+
+def _train(rm, out, *overrides, resume=False):
+    cfg = load_policy_train_config(world="smoke", overrides=[f"reward_model={rm}", *overrides])
+    train_policy(cfg, out, resume=resume)
+    results = [json.loads(line) for line in open(out / "results.jsonl")]
+    metrics = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    return results, metrics
+
+
+@pytest.mark.parametrize("overrides", [
+    ["method=rloo"], ["method=reinforce", "samples_per_prompt=1"], ["method=jbond"],
+    ["method=bond", "bond_divergence=backward"], ["method=bond", "bond_divergence=jeffreys"],
+])
+def test_methods_raise_proxy_and_kl(rm, tmp_path, overrides):
+    results, metrics = _train(rm, tmp_path / "run", *overrides)
+    assert [r["step"] for r in results] == [0, 4, 8, 12]
+    assert results[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # the initial policy is the reference
+    assert results[-1]["kl"] > 0.05
+    assert max(r["proxy"] for r in results[1:]) > results[0]["proxy"] + 0.2
+    assert len([m for m in metrics if m.get("phase") == "policy"]) == 12
+    assert (tmp_path / "run" / "policy" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "plots" / "policy.png").is_file()
+
+
+def test_forward_bond_lowers_nll_of_bon_samples(rm, tmp_path):
+    _, metrics = _train(rm, tmp_path / "run", "method=bond", "bond_divergence=forward", "steps=16")
+    nll = [m["loss/forward"] for m in metrics if m.get("phase") == "policy"]
+    assert sum(nll[-4:]) / 4 < sum(nll[:4]) / 4 - 1.0
+
+
+def test_kl_penalty_options_change_the_run(rm, tmp_path):
+    base, _ = _train(rm, tmp_path / "a", "method=rloo", "steps=4", "eval_every=4")
+    k1, _ = _train(rm, tmp_path / "b", "method=rloo", "steps=4", "eval_every=4", "beta_kl=0.5")
+    k3, _ = _train(rm, tmp_path / "c", "method=rloo", "steps=4", "eval_every=4", "beta_kl=0.5",
+                   "kl_estimator=k3_loss")
+    assert len({base[-1]["kl"], k1[-1]["kl"], k3[-1]["kl"]}) == 3
+
+
+def test_resumed_run_equals_straight_run(rm, tmp_path):
+    straight, _ = _train(rm, tmp_path / "s", "method=jbond", "steps=8")
+    _train(rm, tmp_path / "r", "method=jbond", "steps=4")
+    resumed, _ = _train(rm, tmp_path / "r", "method=jbond", "steps=8", resume=True)
+    assert [r["step"] for r in resumed] == [0, 4, 8]
+    for a, b in zip(straight, resumed, strict=True):
+        assert a["gold"] == pytest.approx(b["gold"], abs=1e-6) and a["kl"] == pytest.approx(b["kl"], abs=1e-6)
+
+
+def test_lora_trains_adapters_only(rm, tmp_path):
+    results, _ = _train(rm, tmp_path / "run", "method=rloo", "lora=true", "lr=5e-2", "steps=8")
+    assert results[-1]["kl"] > 0.01
+    assert (tmp_path / "run" / "policy" / "adapter_config.json").is_file()
+
+
+def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
+    from goodhart.config import load_policy_pareto_config
+    from goodhart.study.pareto import run_pareto
+
+    cfg = load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "steps=4", "eval_every=2",
+                                                              "rl_betas=[0, 0.5]"])
+    out = run_pareto(cfg, tmp_path / "p")
+    rows = [json.loads(line) for line in open(out / "results.jsonl")]
+    assert {(r["method"], r["beta_kl"]) for r in rows} == {("rloo", 0.0), ("rloo", 0.5), ("jbond", 0.0)}
+    assert len(rows) == 9 and (out / "plots" / "policy.png").is_file()
+    mtime = (out / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns
+    run_pareto(cfg, tmp_path / "p")
+    assert (out / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns == mtime
