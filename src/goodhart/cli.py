@@ -13,6 +13,11 @@ import typer
 
 from goodhart.errors import GoodhartError
 
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
+WorldOpt = Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set rm.lr=1e-4 (repeatable)")]
+OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing run in --out")]
+
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Study reward-model overoptimization: gold vs proxy reward under Best-of-n and RL.\n\n"
@@ -22,11 +27,11 @@ app = typer.Typer(
 
 @app.command()
 def run(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
-    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    config: ConfigOpt = None,
+    world: WorldOpt = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/<world>-<time>)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. --set rm.lr=1e-4")] = None,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+    set_: SetOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Sample, train a proxy RM on gold labels, and draw Best-of-n gold vs proxy curves.
 
@@ -58,11 +63,11 @@ app.add_typer(rm_app, name="rm")
 
 @rm_app.command("train")
 def rm_train(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
-    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    config: ConfigOpt = None,
+    world: WorldOpt = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/rm-<world>-<time>)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. --set rm.label_noise=0.25")] = None,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+    set_: SetOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Train one Bradley–Terry RM from a preference file (--set data=pairs.jsonl) or a world's samples.
 
@@ -131,11 +136,11 @@ def rm_eval(
 
 @rm_app.command("suite")
 def rm_suite(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
-    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    config: ConfigOpt = None,
+    world: WorldOpt = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/rm-suite-<world>-<time>)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. --set members=4")] = None,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+    set_: SetOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Members from a shared run → single vs ENS mean / WCO / UWO vs WARM: clean, flipped and OOD
     accuracy, and Best-of-n gold with each as the proxy (label noise ρ = 0.25 by default).
@@ -156,12 +161,12 @@ app.add_typer(policy_app, name="policy")
 
 @policy_app.command("train")
 def policy_train(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
-    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    config: ConfigOpt = None,
+    world: WorldOpt = None,
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/policy-<method>-<time>)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="e.g. --set method=rloo --set beta_kl=0.05")] = None,
+    set_: SetOpt = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+    overwrite: OverwriteOpt = False,
 ):
     """Train the world's policy against a proxy RM; gold, proxy and KL are measured as it goes.
 
@@ -180,10 +185,10 @@ def policy_train(
 
 @policy_app.command("pareto")
 def policy_pareto(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
-    world: Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")] = None,
+    config: ConfigOpt = None,
+    world: WorldOpt = None,
     out: Annotated[Path, typer.Option(help="sweep directory (rerun to continue an interrupted sweep)")] = Path("runs/pareto"),
-    set_: Annotated[list[str] | None, typer.Option("--set", help="e.g. --set rl_betas=[0,0.05,0.2]")] = None,
+    set_: SetOpt = None,
 ):
     """RLOO at several β_KL and J-BOND on one gold/proxy-vs-KL plot.
 

@@ -105,10 +105,7 @@ class RunConfig(Strict):
         N = self.data.eval_samples_per_prompt
         if self.bon.ns is not None and max(self.bon.ns) > N:
             raise ValueError(f"bon.ns goes up to {max(self.bon.ns)} but the pool has N = data.eval_samples_per_prompt = {N}")
-        if self.world == "hf":
-            missing = [k for k in ("policy", "prompts", "gold", "proxy_backbone") if getattr(self.hf, k) is None]
-            if missing:
-                raise ValueError(f"world 'hf' needs hf.{', hf.'.join(missing)}")
+        _require_hf(self)
         return self
 
 
@@ -171,10 +168,7 @@ class RMSuiteConfig(Strict):
             raise ValueError("member_lrs must be > 0 and member_dropouts in [0, 1)")
         if self.bon.ns is not None and max(self.bon.ns) > self.data.eval_samples_per_prompt:
             raise ValueError("bon.ns goes beyond the pool size data.eval_samples_per_prompt")
-        if self.world == "hf":
-            missing = [k for k in ("policy", "prompts", "gold", "proxy_backbone") if getattr(self.hf, k) is None]
-            if missing:
-                raise ValueError(f"world 'hf' needs hf.{', hf.'.join(missing)}")
+        _require_hf(self)
         return self
 
 
@@ -214,6 +208,13 @@ class PolicyTrainConfig(Strict):
         if self.method == "rloo" and self.samples_per_prompt < 2:
             raise ValueError("method rloo needs samples_per_prompt >= 2 (leave-one-out baseline)")
         return self
+
+
+def _require_hf(cfg) -> None:
+    if cfg.world == "hf":
+        missing = [k for k in ("policy", "prompts", "gold", "proxy_backbone") if getattr(cfg.hf, k) is None]
+        if missing:
+            raise ValueError(f"world 'hf' needs hf.{', hf.'.join(missing)}")
 
 
 # Each world's defaults; the smoke world is sized to finish in seconds.

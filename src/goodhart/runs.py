@@ -73,10 +73,14 @@ def append_jsonl(path: str | Path, rows: list[dict]) -> None:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Read a JSONL table; a malformed line is reported with its line number."""
+    return [row for _, row in iter_jsonl(path)]
+
+
+def iter_jsonl(path: str | Path, what: str = "file"):
+    """Yield (line number, object) for each non-blank line; bad JSON or a non-object names its line."""
     path = Path(path)
     if not path.is_file():
-        raise GoodhartError(f"{path} does not exist")
-    rows = []
+        raise GoodhartError(f"{what} {path} does not exist")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -87,8 +91,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
                 raise GoodhartError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise GoodhartError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+            yield lineno, row
 
 
 def cache_dir() -> Path:

@@ -1,6 +1,5 @@
 """Preference data for RM training: from a file/dataset of comparisons, or from a world's samples."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +7,7 @@ import numpy as np
 from goodhart.errors import GoodhartError
 from goodhart.reward.labels import make_pairs
 from goodhart.reward.train import Comparisons
+from goodhart.runs import iter_jsonl
 
 FIELDS = ("prompt", "chosen", "rejected")
 VAL_PAIRS_MAX = 512
@@ -15,18 +15,11 @@ VAL_PAIRS_MAX = 512
 
 def _rows_from_file(path: Path) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise GoodhartError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            missing = [k for k in FIELDS if not isinstance(row, dict) or not isinstance(row.get(k), str)]
-            if missing:
-                raise GoodhartError(f"{path}:{lineno}: preference row lacks string field(s) {', '.join(missing)}")
-            rows.append(row)
+    for lineno, row in iter_jsonl(path, "preference file"):
+        missing = [k for k in FIELDS if not isinstance(row.get(k), str)]
+        if missing:
+            raise GoodhartError(f"{path}:{lineno}: preference row lacks string field(s) {', '.join(missing)}")
+        rows.append(row)
     return rows
 
 
@@ -34,8 +27,6 @@ def read_preferences(source: str, split: str = "train") -> tuple[Comparisons, np
     """Comparisons and their `flipped` flags (False where absent) from JSONL or a datasets name/path."""
     path = Path(source)
     if path.suffix in (".jsonl", ".json") or path.is_file():
-        if not path.is_file():
-            raise GoodhartError(f"preference file {path} does not exist")
         rows = _rows_from_file(path)
     else:
         from datasets import load_dataset

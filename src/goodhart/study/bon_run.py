@@ -40,6 +40,20 @@ def split_prompts(prompts: list[str], data, seed: int) -> tuple[list[str], list[
     return chosen[: data.train_prompts], chosen[data.train_prompts :]
 
 
+def start_study(cfg, out: str | Path, overwrite: bool):
+    """Seed, choose the device, load the world, split its prompts, create the run dir, move the policy.
+
+    Returns (world, device, train_prompts, eval_prompts, run). Nothing is written before the world loads.
+    """
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    world = load_world(cfg)
+    train_prompts, eval_prompts = split_prompts(world.prompts, cfg.data, cfg.seed)
+    run = RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
+    world.policy.to(device)
+    return world, device, train_prompts, eval_prompts, run
+
+
 def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], comps: np.ndarray,
                 gold: np.ndarray, device: torch.device):
     """Gold-labelled comparisons → Bradley–Terry proxy; validation on held-out training prompts."""
@@ -73,12 +87,7 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
     from goodhart.report import build_report
 
     start = time.perf_counter()
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    world = load_world(cfg)
-    train_prompts, eval_prompts = split_prompts(world.prompts, cfg.data, cfg.seed)
-    run = RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
-    world.policy.to(device)
+    world, device, train_prompts, eval_prompts, run = start_study(cfg, out, overwrite)
     console.print(f"[bold]goodhart run[/] world={world.name} → {run.path}")
 
     t = time.perf_counter()

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.bon import bon_estimate, default_ns, kl_bound
-from goodhart.device import resolve_device, seed_everything
 from goodhart.policy.pool import policy_pool
 from goodhart.progress import console
 from goodhart.report.tables import suite_table
@@ -29,9 +28,8 @@ from goodhart.reward.run import set_dropout
 from goodhart.reward.score import score_pairs
 from goodhart.reward.train import train_reward_model
 from goodhart.reward.warm import weight_average
-from goodhart.runs import RunDir, atomic_write_text
-from goodhart.study.bon_run import split_prompts
-from goodhart.worlds import load_world
+from goodhart.runs import atomic_write_text
+from goodhart.study.bon_run import start_study
 
 
 def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float | None:
@@ -93,12 +91,7 @@ def run_rm_suite(cfg, out: str | Path, overwrite: bool = False) -> Path:
     from goodhart.report import build_report
 
     start = time.perf_counter()
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    world = load_world(cfg)
-    train_prompts, eval_prompts = split_prompts(world.prompts, cfg.data, cfg.seed)
-    run = RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
-    world.policy.to(device)
+    world, device, train_prompts, eval_prompts, run = start_study(cfg, out, overwrite)
     comps, gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling, cfg.seed,
                               "sample train", cfg.cache)
     train, val, flipped = world_preferences(train_prompts, comps, gold, cfg.rm, cfg.seed)

@@ -1,6 +1,5 @@
 """The World record and the loader that builds one from a RunConfig."""
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.errors import GoodhartError
+from goodhart.runs import iter_jsonl
 
 # gold([(prompt, completion), ...]) -> B floats; prompts are the raw prompts, not the policy input.
 GoldFn = Callable[[list[tuple[str, str]]], "np.ndarray | list[float]"]
@@ -46,22 +46,12 @@ class World:
 
 def read_prompt_file(path: str | Path, field: str = "prompt") -> list[str]:
     """Prompts from a JSONL file (one object per line with `field`); blank prompts are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise GoodhartError(f"prompts file {path} does not exist")
     prompts = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise GoodhartError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or field not in row:
-                raise GoodhartError(f"{path}:{lineno}: expected an object with a '{field}' field")
-            if isinstance(row[field], str) and row[field].strip():
-                prompts.append(row[field])
+    for lineno, row in iter_jsonl(path, "prompts file"):
+        if field not in row:
+            raise GoodhartError(f"{path}:{lineno}: expected an object with a '{field}' field")
+        if isinstance(row[field], str) and row[field].strip():
+            prompts.append(row[field])
     if not prompts:
         raise GoodhartError(f"prompts file {path} has no usable rows (non-empty '{field}' strings)")
     return prompts
