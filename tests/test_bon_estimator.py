@@ -57,13 +57,23 @@ def test_batched_leading_dims_equal_rows():
             np.testing.assert_allclose(out[i, j], bon_estimate(s[i, j], g[i, j], ns), atol=1e-12)
 
 
+def test_recurrence_path_equals_log_gamma_weights():
+    """Many n use the n → n+1 weight recurrence; compare with the closed-form weights (gammaln)."""
+    rng = np.random.default_rng(2)
+    s, g = rng.normal(size=(2, 3000)), rng.normal(size=(2, 3000))
+    ns = np.arange(1, 3001)
+    direct = g[np.arange(2)[:, None], np.argsort(s, axis=1)] @ bon_weights(3000, ns).T
+    np.testing.assert_allclose(bon_estimate(s, g, ns), direct, atol=1e-10)
+
+
 def test_chunking_over_n_is_exact(monkeypatch):
     rng = np.random.default_rng(2)
     s, g = rng.normal(size=300), rng.normal(size=300)
-    ns = np.arange(1, 301)
+    ns = np.array([1, 2, 7, 50, 120, 300])  # few n: the direct (log-gamma) path
     full = bon_estimate(s, g, ns)
     monkeypatch.setattr(estimator, "_CHUNK_ELEMENTS", 1000)  # 3 n values per chunk
     np.testing.assert_allclose(bon_estimate(s, g, ns), full, atol=1e-13)
+    np.testing.assert_allclose(full, bon_estimate(s, g, np.arange(1, 301))[ns - 1], atol=1e-12)
 
 
 def test_weights_small_exact_and_large_stable():

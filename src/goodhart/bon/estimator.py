@@ -84,12 +84,40 @@ def bon_estimate(select_scores, eval_scores, ns) -> np.ndarray:
     order = np.argsort(s2, axis=-1, kind="stable")
     sorted_s = np.take_along_axis(s2, order, axis=-1)
     sorted_e = _tie_averaged(sorted_s, np.take_along_axis(e2, order, axis=-1))
-    out = np.empty((s2.shape[0], len(ns)))
-    step = max(1, _CHUNK_ELEMENTS // N)
-    for start in range(0, len(ns), step):
-        w = bon_weights(N, ns[start : start + step])
-        out[:, start : start + step] = sorted_e @ w.T
+    if len(ns) * 16 < ns.max():  # few n: weights straight from log-gamma
+        out = np.empty((s2.shape[0], len(ns)))
+        step = max(1, _CHUNK_ELEMENTS // N)
+        for start in range(0, len(ns), step):
+            w = bon_weights(N, ns[start : start + step])
+            out[:, start : start + step] = sorted_e @ w.T
+    else:
+        out = _estimate_by_recurrence(sorted_e, ns)
     return out.reshape(*lead, len(ns))
+
+
+def _estimate_by_recurrence(sorted_e: np.ndarray, ns: np.ndarray) -> np.ndarray:
+    """R̂_n for the n in ns by stepping the weights from n to n + 1 (O(N) each, no log-gamma):
+
+    w(i, 1) = 1/N;  w(i, n+1) = w(i, n) · (i − n)(n + 1) / (n (N − n)).
+    Entries that fall below 1e-280 only shrink further, so they are dropped from the active window
+    (this also keeps the arithmetic out of slow denormals). sorted_e: (R, N). Returns (R, len(ns)).
+    """
+    R, N = sorted_e.shape
+    wanted: dict[int, list[int]] = {}
+    for j, n in enumerate(ns.tolist()):
+        wanted.setdefault(n, []).append(j)
+    out = np.empty((R, len(ns)))
+    i = np.arange(1, N + 1, dtype=np.float64)
+    w = np.full(N, 1.0 / N)
+    lo = 0
+    for n in range(1, int(ns.max()) + 1):
+        if n in wanted:
+            out[:, wanted[n]] = (sorted_e[:, lo:] @ w[lo:])[:, None]
+        if n < N:
+            w[lo:] *= (i[lo:] - n) * ((n + 1) / (n * (N - n)))
+            while lo < N and w[lo] < 1e-280:
+                lo += 1
+    return out
 
 
 def default_ns(N: int, max_points: int = 64) -> np.ndarray:
