@@ -35,6 +35,8 @@ def main() -> None:
     train, _, _ = preference_split(cfg)
     make = proxy_factory(cfg.world, cfg.hf)
 
+    warm, tok = make(0)  # warm up torch (thread pool, allocator) so neither side pays it
+    train_reward_model(warm, tok, train.subset(range(32)), lr=3e-5, epochs=1, batch_size=8, max_length=96, seed=0)
     model, tok = make(0)
     model.train()
     t = time.perf_counter()
