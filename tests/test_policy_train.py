@@ -35,7 +35,8 @@ def test_methods_raise_proxy_and_kl(rm, tmp_path, overrides):
     assert results[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # the initial policy is the reference
     assert results[-1]["kl"] > 0.05
     assert max(r["proxy"] for r in results[1:]) > results[0]["proxy"] + 0.2
-    assert len([m for m in metrics if m.get("phase") == "policy"]) == 12
+    steps = [m for m in metrics if m.get("phase") == "policy"]
+    assert len(steps) == 12 and all({"reward/gold", "kl/k3", "kl/k1", "loss/total"} <= set(m) for m in steps)
     assert (tmp_path / "run" / "policy" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "plots" / "policy.png").is_file()
 

@@ -74,6 +74,15 @@ class Trainer:
             other_logp = token_logprobs(other, ro)
         return token_logprobs(self.policy, ro), other_logp
 
+    def sample_stats(self, prompts, k, ro: Rollout, logp, logp_ref=None) -> dict:
+        """Logging only (never trained on): gold of this step's policy samples and their KL to π_ref."""
+        if logp_ref is None:
+            with torch.no_grad():
+                logp_ref = token_logprobs(self.ref, ro)
+        gold = self.world.gold_scores([p for p in prompts for _ in range(k)], ro.texts)
+        kl = kl_per_sequence(logp.detach(), logp_ref, ro.valid_mask)
+        return {"reward/gold": float(gold.mean()), "kl/k1": kl["k1"].mean().item(), "kl/k3": kl["k3"].mean().item()}
+
     # --- one update per method ------------------------------------------------------------
     def rl_loss(self, prompts):
         cfg, k = self.cfg, self.cfg.samples_per_prompt
@@ -91,9 +100,7 @@ class Trainer:
         loss, stats = pg_loss(logp, ro.valid_mask, adv)
         if cfg.beta_kl > 0 and cfg.kl_estimator == "k3_loss":
             loss = loss + cfg.beta_kl * k3_loss(logp, logp_ref, ro.valid_mask)
-        kl = kl_per_sequence(logp.detach(), logp_ref, ro.valid_mask)
-        return loss, stats | {"reward/proxy": proxy.mean().item(), "kl/k1": kl["k1"].mean().item(),
-                              "kl/k3": kl["k3"].mean().item()}
+        return loss, stats | {"reward/proxy": proxy.mean().item()} | self.sample_stats(prompts, k, ro, logp, logp_ref)
 
     def bond_loss(self, prompts):
         """BOND (fixed anchor, N anchor samples, log p≤ reward) or J-BOND (2 anchor samples, r_J, EMA anchor)."""
@@ -124,7 +131,7 @@ class Trainer:
             bwd, s = pg_loss(logp, ro.valid_mask, adv)
             loss = jeffreys(loss, bwd, beta) if beta < 1 else bwd
             stats |= {"loss/backward": s["loss/pg"], "reward/proxy": proxy.mean().item(),
-                      "reward/bond": reward.mean().item()}
+                      "reward/bond": reward.mean().item()} | self.sample_stats(prompts, k, ro, logp)
         return loss, stats
 
     def step(self, prompts: list[str]) -> dict:
