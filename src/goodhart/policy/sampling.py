@@ -1,9 +1,8 @@
 """Batched sampling of K completions per prompt from a causal LM (KV cache via generate)."""
 
 import numpy as np
-import torch
-from transformers import GenerationConfig
 
+from goodhart.policy.rollout import encode_prompts, rollout
 from goodhart.progress import progress_bar
 
 
@@ -18,19 +17,13 @@ def sample_completions(model, tokenizer, texts: list[str], k: int, *, max_new_to
     """
     device = next(model.parameters()).device
     flat = [t for t in texts for _ in range(k)]
-    gen = GenerationConfig(
-        do_sample=True, temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
     out: list[str] = []
     model.eval()
-    with progress_bar(len(flat), description) as advance, torch.no_grad():
+    with progress_bar(len(flat), description) as advance:
         for s in range(0, len(flat), batch_size):
             chunk = flat[s : s + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left",
-                            add_special_tokens=add_special_tokens).to(device)
-            seqs = model.generate(**enc, generation_config=gen)
-            out.extend(tokenizer.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+            enc = encode_prompts(tokenizer, chunk, add_special_tokens, device)
+            out.extend(rollout(model, tokenizer, enc, max_new_tokens, temperature, top_p).texts)
             advance(len(chunk))
     return [out[i * k : (i + 1) * k] for i in range(len(texts))]
 

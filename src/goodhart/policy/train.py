@@ -23,6 +23,7 @@ from goodhart.policy.losses import nll_loss, pg_loss, rloo_advantages
 from goodhart.policy.rollout import Rollout, encode_prompts, rollout, token_logprobs
 from goodhart.progress import console, progress_bar
 from goodhart.reward.load import load_reward_model
+from goodhart.reward.normalise import normalisation
 from goodhart.runs import (
     CONFIG,
     METRICS,
@@ -154,8 +155,7 @@ class Trainer:
         proxy = self.rm.score(flat, ro.texts)
         kl = kl_per_sequence(token_logprobs(self.policy, ro), token_logprobs(self.ref, ro), ro.valid_mask)
         if self.state["norm"] is None:  # the first evaluation is of the initial policy (SPEC §5)
-            self.state["norm"] = {"gold": [float(gold.mean()), float(gold.std() or 1.0)],
-                                  "proxy": [float(proxy.mean()), float(proxy.std() or 1.0)]}
+            self.state["norm"] = {"gold": list(normalisation(gold)), "proxy": list(normalisation(proxy))}
         (gs, gd), (ps, pd) = self.state["norm"]["gold"], self.state["norm"]["proxy"]
         g, p = (gold - gs) / gd, (proxy - ps) / pd
         k3, k3_se = mean_stderr(kl["k3"])

@@ -11,7 +11,7 @@ from goodhart.policy.pool import policy_pool
 from goodhart.progress import console
 from goodhart.reward.data import read_preferences, split_file_preferences, world_preferences
 from goodhart.reward.load import checkpoint_dir, load_checkpoint, load_reward_model
-from goodhart.reward.train import Comparisons, evaluate_comparisons, train_reward_model
+from goodhart.reward.train import Comparisons, evaluate_comparisons, pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
 from goodhart.runs import RunDir, save_checkpoint, write_jsonl
 
@@ -120,8 +120,8 @@ def eval_reward_models(models: list[str | Path], data: list[str | Path], max_len
         name = checkpoint_dir(m).parent.name if (Path(m) / "model").is_dir() else Path(m).name
         for source in data:
             pairs, flipped = read_preferences(str(source))
-            margin = (rm.score(pairs.prompts, pairs.chosen, max_length) - rm.score(pairs.prompts, pairs.rejected, max_length))
-            correct = (margin > 0) + 0.5 * (margin == 0)
+            correct = pair_correct(rm.score(pairs.prompts, pairs.chosen, max_length),
+                                   rm.score(pairs.prompts, pairs.rejected, max_length))
             for subset, mask in (("clean", ~flipped), ("flipped", flipped)):
                 if mask.any():
                     rows.append({"study": "rm_eval", "reward_model": name, "data": Path(source).name, "subset": subset,

@@ -56,13 +56,19 @@ def pair_scores(model, batch: dict, n_pairs: int) -> tuple[torch.Tensor, torch.T
     return scores[:n_pairs], scores[n_pairs:]
 
 
+def pair_correct(chosen_scores, rejected_scores) -> np.ndarray:
+    """Per comparison: 1 if chosen scores higher, 0.5 on a tie, 0 otherwise. (P,) arrays → (P,)."""
+    chosen, rejected = np.asarray(chosen_scores), np.asarray(rejected_scores)
+    return (chosen > rejected) + 0.5 * (chosen == rejected)
+
+
 def evaluate_comparisons(model, tokenizer, data: Comparisons, max_length: int) -> dict:
     """Accuracy (ties count half) and mean BT loss of the model on comparisons."""
     c = score_pairs(model, tokenizer, data.prompts, data.chosen, max_length=max_length)
     r = score_pairs(model, tokenizer, data.prompts, data.rejected, max_length=max_length)
     margin = c - r
     return {
-        "accuracy": float(np.mean((margin > 0) + 0.5 * (margin == 0))),
+        "accuracy": float(np.mean(pair_correct(c, r))),
         "loss": float(np.mean(np.logaddexp(0.0, -margin))),
     }
 

@@ -26,14 +26,14 @@ from goodhart.reward.labels import make_pairs
 from goodhart.reward.normalise import normalisation
 from goodhart.reward.run import set_dropout
 from goodhart.reward.score import score_pairs
-from goodhart.reward.train import train_reward_model
+from goodhart.reward.train import pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
 from goodhart.runs import atomic_write_text
 from goodhart.study.bon_run import start_study
 
 
 def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float | None:
-    return float(np.mean((chosen > rejected) + 0.5 * (chosen == rejected))) if len(chosen) else None
+    return float(np.mean(pair_correct(chosen, rejected))) if len(chosen) else None
 
 
 def _train(model, tok, data, lr, epochs, cfg, seed, run, phase):
