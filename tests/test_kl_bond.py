@@ -84,3 +84,17 @@ def test_log_p_le_jeffreys_ema():
     torch.testing.assert_close(anchor.weight, 0.98 * before + 0.02 * policy.weight.detach())
     with pytest.raises(ValueError):
         ema_update(anchor, policy, eta=0.0)
+
+
+def test_rloo_and_loss_hand_values():
+    """RLOO, SPEC §8: R = [1, 3, 5] → A_i = R_i − mean_{j≠i} R_j = [1 − 4, 3 − 3, 5 − 2] = [−3, 0, 3].
+    pg_loss: −A·Σ_t log π = −(2 · (−1 − 1)) = 4. nll_loss counts only valid tokens: −(−1) = 1."""
+    from goodhart.policy.losses import nll_loss, pg_loss, rloo_advantages
+
+    torch.testing.assert_close(rloo_advantages(torch.tensor([[1.0, 3.0, 5.0]])), torch.tensor([[-3.0, 0.0, 3.0]]))
+    loss, _ = pg_loss(torch.tensor([[-1.0, -1.0]]), torch.ones(1, 2), torch.tensor([2.0]))
+    assert loss.item() == pytest.approx(4.0)
+    loss, _ = nll_loss(torch.tensor([[-1.0, -2.0]]), torch.tensor([[1.0, 0.0]]))
+    assert loss.item() == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        rloo_advantages(torch.tensor([[1.0], [2.0]]))
