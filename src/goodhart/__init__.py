@@ -25,6 +25,9 @@ _LAZY = {
     "sample_completions": "goodhart.policy.sampling",
     "build_report": "goodhart.report",
     "plot_bon": "goodhart.report",
+    "fit_bon": "goodhart.study.fits",
+    "fit_rl": "goodhart.study.fits",
+    "GaoFit": "goodhart.study.fits",
 }
 
 __all__ = [

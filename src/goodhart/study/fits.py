@@ -1,0 +1,167 @@
+"""Gao et al. scaling-law fits of gold reward against d = sqrt(KL) (SPEC §10), their peaks, trends
+across RM sizes, and the better-than-chance test of a proxy's validation accuracy.
+
+Pure functions over numpy arrays (no model code).
+    BoN: R(d) = d·(α − β·d)          peak d* = α / (2β),        R(d*) = α² / (4β)
+    RL:  R(d) = d·(α − β·log d)      peak d* = exp(α/β − 1),    R(d*) = β·d*
+Both are linear in (α, β), so they are fitted by ordinary least squares without intercept; the
+intervals are the usual t intervals from the OLS covariance, and the peak's interval is
+propagated from the (α, β) covariance by the delta method.
+"""
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+from goodhart.errors import GoodhartError
+
+Form = Literal["bon", "rl"]
+
+
+@dataclass(frozen=True)
+class GaoFit:
+    """A fitted R(d); `peak_d`/`peak_reward` are None when β ≤ 0 (no peak: gold still rising)."""
+
+    form: Form
+    alpha: float
+    beta: float
+    alpha_ci: tuple[float, float]
+    beta_ci: tuple[float, float]
+    r2: float
+    points: int
+    peak_d: float | None
+    peak_reward: float | None
+    peak_d_ci: tuple[float, float] | None
+    cov: tuple[tuple[float, float], tuple[float, float]]
+
+    def predict(self, d) -> np.ndarray:
+        """R(d) under this fit; d ≥ 0 (R(0) = 0)."""
+        d = np.asarray(d, dtype=np.float64)
+        return _design(self.form, d) @ np.array([self.alpha, self.beta])
+
+    @property
+    def peak_kl(self) -> float | None:
+        return None if self.peak_d is None else self.peak_d ** 2
+
+    def as_row(self) -> dict:
+        row = asdict(self)
+        row.pop("cov")
+        return row
+
+
+def _design(form: Form, d: np.ndarray) -> np.ndarray:
+    """Columns multiplying (α, β): BoN [d, −d²]; RL [d, −d·log d] with 0·log 0 = 0."""
+    if form == "bon":
+        return np.stack([d, -d * d], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dlogd = np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
+    return np.stack([d, -dlogd], axis=-1)
+
+
+def _peak(form: Form, a: float, b: float) -> tuple[float, float, np.ndarray] | None:
+    """(d*, R(d*), ∂d*/∂(α, β)) or None when the curve has no interior maximum."""
+    if not b > 0:
+        return None
+    if form == "bon":
+        d = a / (2 * b)
+        return (d, a * a / (4 * b), np.array([1 / (2 * b), -a / (2 * b * b)])) if d > 0 else None
+    d = float(np.exp(a / b - 1))
+    return d, b * d, np.array([d / b, -d * a / (b * b)])
+
+
+def fit_gao(form: Form, d, gold, level: float = 0.95) -> GaoFit:
+    """Least-squares fit of SPEC §10's form (no intercept: gold is normalised to 0 at d = 0).
+
+    d, gold: (P,) finite arrays, d ≥ 0, at least 3 points of which 2 with d > 0.
+    """
+    d, g = np.asarray(d, dtype=np.float64).ravel(), np.asarray(gold, dtype=np.float64).ravel()
+    if d.shape != g.shape:
+        raise GoodhartError(f"fit needs d and gold of the same length, got {d.size} and {g.size}")
+    if d.size < 3:
+        raise GoodhartError(f"a {form} fit needs at least 3 points, got {d.size}")
+    if not (np.isfinite(d).all() and np.isfinite(g).all()):
+        raise GoodhartError(f"a {form} fit needs finite d and gold; got {int((~np.isfinite(d)).sum())} non-finite "
+                            f"d and {int((~np.isfinite(g)).sum())} non-finite gold values")
+    if (d < 0).any():
+        raise GoodhartError("d = sqrt(KL) must be >= 0")
+    X = _design(form, d)
+    if np.linalg.matrix_rank(X) < 2:
+        raise GoodhartError(f"a {form} fit needs at least 2 distinct d > 0")
+    coef, *_ = np.linalg.lstsq(X, g, rcond=None)
+    resid = g - X @ coef
+    dof = d.size - 2
+    sigma2 = float(resid @ resid) / dof if dof > 0 else 0.0
+    cov = sigma2 * np.linalg.inv(X.T @ X)
+    t = float(stats.t.ppf(0.5 + level / 2, dof)) if dof > 0 else float("inf")
+    se = np.sqrt(np.diag(cov))
+    ss_tot = float(((g - g.mean()) ** 2).sum())
+    r2 = 1 - float(resid @ resid) / ss_tot if ss_tot > 0 else float("nan")
+    a, b = float(coef[0]), float(coef[1])
+    peak = _peak(form, a, b)
+    peak_d = peak_reward = peak_ci = None
+    if peak is not None:
+        peak_d, peak_reward, grad = peak
+        half = t * float(np.sqrt(max(grad @ cov @ grad, 0.0)))
+        peak_ci = (max(peak_d - half, 0.0), peak_d + half)
+    return GaoFit(form, a, b, (a - t * se[0], a + t * se[0]), (b - t * se[1], b + t * se[1]), r2, int(d.size),
+                  peak_d, peak_reward, peak_ci, tuple(map(tuple, cov.tolist())))
+
+
+def fit_bon(d, gold, level: float = 0.95) -> GaoFit:
+    """R_bon(d) = d(α − βd) by least squares (SPEC §10; Gao et al. 2023 eq. 1)."""
+    return fit_gao("bon", d, gold, level)
+
+
+def fit_rl(d, gold, level: float = 0.95) -> GaoFit:
+    """R_rl(d) = d(α − β log d) by least squares (SPEC §10; Gao et al. 2023 eq. 2)."""
+    return fit_gao("rl", d, gold, level)
+
+
+@dataclass(frozen=True)
+class LogTrend:
+    """y = a + b·log10(x) with intervals; `predict` extrapolates to other x (e.g. a larger RM)."""
+
+    intercept: float
+    slope: float
+    slope_ci: tuple[float, float]
+    r2: float
+    points: int
+
+    def predict(self, x) -> np.ndarray:
+        return self.intercept + self.slope * np.log10(np.asarray(x, dtype=np.float64))
+
+
+def log_trend(x, y, level: float = 0.95) -> LogTrend:
+    """Least squares of y on log10(x) (Gao: α, β roughly log-linear in RM parameters). x > 0, ≥ 3 points."""
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if x.size < 3 or x.shape != y.shape or not (np.isfinite(x).all() and np.isfinite(y).all()) or (x <= 0).any():
+        raise GoodhartError("a trend needs at least 3 finite (x > 0, y) points")
+    if np.unique(x).size < 2:
+        raise GoodhartError("a trend needs at least 2 distinct x values")
+    res = stats.linregress(np.log10(x), y)
+    t = float(stats.t.ppf(0.5 + level / 2, x.size - 2))
+    return LogTrend(float(res.intercept), float(res.slope),
+                    (float(res.slope - t * res.stderr), float(res.slope + t * res.stderr)), float(res.rvalue ** 2),
+                    int(x.size))
+
+
+def chance_test(correct: int, total: int) -> float:
+    """One-sided binomial p-value of `correct` of `total` validation pairs under chance (p = 0.5)."""
+    if total < 1 or not 0 <= correct <= total:
+        raise GoodhartError(f"chance test needs 0 <= correct <= total and total >= 1, got {correct}/{total}")
+    return float(stats.binomtest(int(correct), int(total), 0.5, alternative="greater").pvalue)
+
+
+def chance_threshold(data_sizes, correct, total, alpha: float = 0.05) -> int | None:
+    """Smallest data size from which on every larger size the proxy beats chance at level alpha
+    (None if even the largest does not). Arguments are aligned (S,) sequences."""
+    order = np.argsort(np.asarray(data_sizes))
+    sizes = np.asarray(data_sizes)[order]
+    ok = np.array([chance_test(int(c), int(t)) < alpha for c, t in zip(np.asarray(correct)[order],
+                                                                        np.asarray(total)[order], strict=True)])
+    if not ok.size or not ok[-1]:
+        return None
+    first = len(ok) - int(np.argmin(ok[::-1])) if not ok.all() else 0
+    return int(sizes[first])
