@@ -57,6 +57,28 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory holding
     typer.echo(str(build_report(run_dir)))
 
 
+@app.command()
+def study(
+    config: Annotated[Path | None, typer.Argument(help="study YAML (e.g. configs/study-sentiment.yaml)")] = None,
+    world: WorldOpt = None,
+    out: Annotated[Path | None, typer.Option(help="study directory (default runs/study-<world>-<time>)")] = None,
+    set_: SetOpt = None,
+    overwrite: OverwriteOpt = False,
+    resume: Annotated[bool, typer.Option(help="continue the study in --out: finished cells are skipped")] = False,
+):
+    """Sweep proxy-RM size × data size × label noise × aggregation (× RL / J-BOND), fit Gao's curves, report.
+
+    Example: goodhart study configs/study-sentiment.yaml --out runs/study   (then rerun with --resume)
+    """
+    from goodhart.config import load_study_config
+
+    cfg = load_study_config(config, world, set_ or [])
+    from goodhart.study.sweep import run_study
+
+    out = out or Path("runs") / f"study-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}"
+    typer.echo(str(run_study(cfg, out, overwrite=overwrite, resume=resume) / "report.html"))
+
+
 rm_app = typer.Typer(no_args_is_help=True, help="Reward models: train, ensemble, WARM, evaluate (SPEC §5–§6).")
 app.add_typer(rm_app, name="rm")
 

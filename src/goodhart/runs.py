@@ -122,6 +122,18 @@ class RunDir:
         atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
         return run
 
+    @classmethod
+    def reopen(cls, path: str | Path, config: dict, may_change: tuple[str, ...] = ()) -> "RunDir":
+        """Continue the run in `path` under `config`; refuse when a key outside `may_change` differs."""
+        run = cls(path)
+        saved = run.config()
+        differ = sorted(k for k in set(saved) | set(config) if k not in may_change and saved.get(k) != config.get(k))
+        if differ:
+            allowed = f" (only {', '.join(may_change)} may change)" if may_change else ""
+            raise GoodhartError(f"cannot resume {run.path}: its config differs in {', '.join(differ)}{allowed}")
+        atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
+        return run
+
     def file(self, name: str) -> Path:
         return self.path / name
 

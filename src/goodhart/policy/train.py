@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
@@ -25,12 +24,10 @@ from goodhart.progress import console, progress_bar
 from goodhart.reward.load import load_reward_model
 from goodhart.reward.normalise import normalisation
 from goodhart.runs import (
-    CONFIG,
     METRICS,
     RESULTS,
     RunDir,
     atomic_write_bytes,
-    atomic_write_text,
     read_jsonl,
     save_checkpoint,
     write_jsonl,
@@ -192,13 +189,7 @@ def drop_rows_from(run: RunDir, step: int) -> None:
 def _open_run(cfg, out: Path, resume: bool, overwrite: bool) -> RunDir:
     run = RunDir(out)
     if resume and run.file(STATE).is_file():
-        saved = run.config()
-        mine = cfg.model_dump(mode="json")
-        differ = sorted(k for k in set(saved) | set(mine) if k != "steps" and saved.get(k) != mine.get(k))
-        if differ:
-            raise GoodhartError(f"cannot resume {out}: its config differs in {', '.join(differ)} (only steps may change)")
-        atomic_write_text(run.file(CONFIG), yaml.safe_dump(mine, sort_keys=False))
-        return run
+        return RunDir.reopen(out, cfg.model_dump(mode="json"), may_change=("steps",))
     return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
 
 

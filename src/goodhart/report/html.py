@@ -81,6 +81,10 @@ def build_report(run_dir: str | Path) -> Path:
     if not (run.path / RESULTS).is_file():
         raise GoodhartError(f"{run.path} has no {RESULTS}; is it a goodhart run directory?")
     all_rows = run.results()
+    if any(r.get("study") == "study_cell" for r in all_rows):
+        from goodhart.report.study_html import study_report
+
+        return study_report(run, all_rows)
     policy_rows = [r for r in all_rows if r.get("study") == "policy"]
     rows = [r for r in all_rows if r.get("method") == "bon"]
     if policy_rows and not rows:

@@ -1,0 +1,130 @@
+"""report.html of a `goodhart study`: config, fits with intervals, figures, sample completions."""
+
+import base64
+import html
+import io
+
+import yaml
+
+from goodhart.report.study_plots import (
+    cell_rows,
+    headline,
+    plot_gao,
+    plot_gap,
+    plot_methods,
+    plot_peak_vs_data,
+    plot_size_trends,
+    size_trends,
+    thresholds,
+)
+from goodhart.runs import RunDir, atomic_write_bytes, atomic_write_text
+
+STYLE = """<style>body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;
+text-align:left;vertical-align:top}th{background:#f4f4f4}img{max-width:100%}pre{background:#f7f7f7;padding:.6rem;
+font-size:.8rem;overflow:auto}</style>"""
+
+
+def _save(run: RunDir, name: str, fig) -> str:
+    """Write plots/<name>.png and .svg; return an <img> with the PNG embedded."""
+    out = {}
+    for fmt in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=130)
+        out[fmt] = buf.getvalue()
+        atomic_write_bytes(run.path / "plots" / f"{name}.{fmt}", out[fmt])
+    return f'<img src="data:image/png;base64,{base64.b64encode(out["png"]).decode()}" alt="{name}">'
+
+
+def _num(v, fmt: str = ".3f") -> str:
+    return "–" if v is None else format(v, fmt) if isinstance(v, float) else str(v)
+
+
+def _ci(v, ci, fmt: str = ".3f") -> str:
+    return "–" if v is None else f"{v:{fmt}} [{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else f"{v:{fmt}}"
+
+
+def fits_table(rows: list[dict]) -> str:
+    """One row per measured proxy: accuracy, chance test, fitted α, β (95% CI), R², fitted and empirical peak."""
+    head = ("cell", "method", "agg.", "params", "data", "ρ", "val acc", "p(chance)", "α", "β", "R²", "fit peak d*",
+            "fit peak gold", "measured peak")
+    body = []
+    for r in sorted(cell_rows(rows), key=lambda r: (r.get("method", ""), r.get("rm_params") or 0,
+                                                   r.get("data_size") or 0, r.get("aggregation", ""))):
+        peak_at = f"n={r['peak_n']}" if "peak_n" in r else f"step {r.get('peak_step')}, KL {r.get('peak_kl', 0):.2f}"
+        cells = (r["cell"], r.get("method", "bon"), r.get("aggregation"), _num(r.get("rm_params"), ","),
+                 _num(r.get("data_size")), _num(r.get("label_noise"), "g"), _num(r.get("val_acc")),
+                 _num(r.get("chance_p"), ".2g"), _ci(r.get("fit_alpha"), r.get("fit_alpha_ci")),
+                 _ci(r.get("fit_beta"), r.get("fit_beta_ci")), _num(r.get("fit_r2")),
+                 _ci(r.get("fit_peak_d"), r.get("fit_peak_d_ci"), ".2f"), _num(r.get("fit_peak_reward")),
+                 f"{r['peak_gold']:.3f}" + (f" [{r['peak_gold_lo']:.2f}, {r['peak_gold_hi']:.2f}]"
+                                           if r.get("peak_gold_lo") is not None else "") + f" at {peak_at}")
+        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(body)}</table>"
+
+
+def _trend_text(rows: list[dict]) -> str:
+    t = size_trends(rows)
+    if "alpha" not in t:
+        return "<p>Fewer than 3 RM sizes with a fit: no size trend.</p>"
+    big = max(t["params"]) * 10
+    a, b = float(t["alpha"].predict(big)), float(t["beta"].predict(big))
+    peak = f"peak gold α²/4β = {a * a / (4 * b):.2f} at d = {a / (2 * b):.2f}" if b > 0 else "no peak (β ≤ 0)"
+    return (f"<p>α = {t['alpha'].intercept:.3f} + {t['alpha'].slope:.3f}·log10(params) "
+            f"(slope 95% CI [{t['alpha'].slope_ci[0]:.3f}, {t['alpha'].slope_ci[1]:.3f}], R² {t['alpha'].r2:.2f}); "
+            f"β = {t['beta'].intercept:.3f} + {t['beta'].slope:.3f}·log10(params) "
+            f"(slope CI [{t['beta'].slope_ci[0]:.3f}, {t['beta'].slope_ci[1]:.3f}], R² {t['beta'].r2:.2f}). "
+            f"Extrapolated to {big:,.0f} parameters (10× the largest): α = {a:.3f}, β = {b:.3f}, {peak}.</p>")
+
+
+def _samples(rows: list[dict]) -> str:
+    picks = [r for r in rows if r.get("study") == "study_sample"]
+    if not picks:
+        return ""
+    params = {r["cell"]: r.get("rm_params") or 0 for r in cell_rows(rows)}
+    keys = headline(rows)
+    cells = sorted({r["cell"] for r in picks if keys.get("data_size") is None
+                    or f"-n{keys['data_size']}-" in r["cell"]}, key=lambda c: params.get(c, 0))
+    shown = [c for c in (cells[:1] + cells[-1:]) if c] if cells else []
+    body = "".join(
+        f"<tr><td>{html.escape(r['cell'])}</td><td>{html.escape(r['at'])} (n={r['n']})</td>"
+        f"<td>{html.escape(r['prompt'])}</td><td>{html.escape(r['completion'])}</td>"
+        f"<td>{r['gold']:.2f}</td><td>{r['proxy']:.2f}</td></tr>"
+        for c in dict.fromkeys(shown) for r in picks if r["cell"] == c)
+    return ("<h2>What the proxy picks</h2><p>Best-of-n choices of the smallest and largest RM at small n, at the "
+            "gold peak and at the largest n (gold and proxy normalised on the pool).</p><table><tr><th>cell</th>"
+            f"<th>at</th><th>prompt</th><th>completion</th><th>gold</th><th>proxy</th></tr>{body}</table>")
+
+
+def study_report(run: RunDir, rows: list[dict]):
+    """Write plots/study_*.{png,svg} and report.html for a study directory."""
+    keys = headline(rows)
+    figs = [("Gold and proxy vs d by RM size", _save(run, "study_gao", plot_gao(rows)))]
+    if keys:
+        figs.append(("Fit parameters vs RM size", _save(run, "study_size_trend", plot_size_trends(rows))
+                     + _trend_text(rows)))
+        th = thresholds(rows)
+        th_text = ", ".join(f"{s}: {v if v is not None else 'never'}" for s, v in th.items())
+        figs.append(("Peak gold vs data size", _save(run, "study_peak_vs_data", plot_peak_vs_data(rows))
+                     + f"<p>Smallest data size beating chance on validation pairs (one-sided binomial, p &lt; 0.05, "
+                     f"and every larger size too): {html.escape(th_text)}.</p>"))
+        figs.append(("Overoptimization gap", _save(run, "study_gap", plot_gap(rows))))
+    methods = plot_methods(rows)
+    if methods is not None:
+        figs.append(("Methods, KL penalties and aggregations", _save(run, "study_methods", methods)))
+    sections = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in figs)
+    config = run.config() if (run.path / "config.yaml").is_file() else {}
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>goodhart study</title>{STYLE}</head><body>
+<h1>goodhart study: overoptimization against RM size and data</h1>
+<p>Each proxy RM re-ranks one shared pool of initial-policy samples (Best-of-n, unbiased estimator, d = sqrt(KL bound));
+RL / J-BOND cells train the policy against the same RM (d = sqrt of the k3 KL estimate). Gold is what the proxy was
+trained to imitate; both are normalised so the initial policy scores 0 with unit std. Fits: R_bon(d) = d(α − βd),
+R_rl(d) = d(α − β log d), least squares without intercept, 95% t intervals (SPEC §10). Headline slice:
+{html.escape(", ".join(f"{k} {v}" for k, v in keys.items()))}.</p>
+{sections}<h2>Fits</h2>{fits_table(rows)}{_samples(rows)}
+<h2>Config</h2><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>
+<p>Data: <code>results.jsonl</code> ({len(rows)} rows). Rebuild with <code>goodhart report {html.escape(str(run.path))}</code>.</p>
+</body></html>"""
+    out = run.path / "report.html"
+    atomic_write_text(out, page)
+    return out

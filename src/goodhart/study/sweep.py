@@ -1,0 +1,361 @@
+"""`goodhart study`: Gao et al.'s overoptimization sweep on a world (SPEC §10).
+
+1. sample the training and evaluation pools once from the initial policy (content-addressed cache);
+2. for every grid cell (RM size × data size × label noise × seed): gold-labelled comparisons →
+   Bradley–Terry proxy cut to that size (one RM, or `members` RMs from one shared init for ens/warm),
+   validation accuracy and its binomial test against chance;
+3. every proxy selects Best-of-n from the shared pool: gold and proxy for all n against
+   d = sqrt(KL bound), bootstrap bands, the fit R_bon(d) = d(α − βd) and its peak;
+4. optional RL / J-BOND cells (`goodhart policy train` against a cell's RM), fitted with R_rl;
+5. each finished cell appends its rows to results.jsonl in one write; cells already there are
+   skipped, so `--resume` continues an interrupted study; report.html at the end.
+"""
+
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from goodhart.bon import bon_bootstrap, bon_estimate, default_ns, kl_bound
+from goodhart.config import POLICY_PRESETS, PolicyTrainConfig, StudyConfig, _merge, validate
+from goodhart.device import resolve_device, seed_everything
+from goodhart.errors import GoodhartError
+from goodhart.policy.pool import policy_pool
+from goodhart.progress import console
+from goodhart.reward.data import world_preferences
+from goodhart.reward.ensemble import aggregate
+from goodhart.reward.family import count_params, shrink, sized_config
+from goodhart.reward.normalise import normalisation
+from goodhart.reward.run import set_dropout
+from goodhart.reward.score import score_pairs
+from goodhart.reward.train import pair_correct, train_reward_model
+from goodhart.reward.warm import weight_average
+from goodhart.runs import CONFIG, RESULTS, RunDir, atomic_write_text, read_jsonl, save_checkpoint, write_jsonl
+from goodhart.study.bon_run import split_prompts
+from goodhart.study.fits import chance_test, fit_bon, fit_rl
+from goodhart.study.live import StudyTable
+
+ORACLE = "oracle"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One proxy RM of the grid (trained once; all its aggregations are measured together)."""
+
+    rm_size: str
+    data_size: int
+    label_noise: float
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.rm_size}-n{self.data_size}-rho{self.label_noise:g}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class PolicyCell:
+    """One policy-optimisation run against the single RM of `rm`."""
+
+    method: str
+    kl_penalty: float
+    rm: Cell
+
+    @property
+    def id(self) -> str:
+        return f"{self.method}-b{self.kl_penalty:g}-{self.rm.id}"
+
+
+def grid_cells(cfg: StudyConfig) -> list[Cell]:
+    """Cells in run order: seed, noise, then cheap before expensive (data size, then RM size)."""
+    g = cfg.grid
+    return [Cell(s, d, r, seed) for seed in g.seeds for r in g.label_noise for d in sorted(g.data_sizes)
+            for s in g.rm_sizes]
+
+
+def policy_cells(cfg: StudyConfig, cells: list[Cell]) -> list[PolicyCell]:
+    p = cfg.policy
+    sizes = set(p.rm_sizes or cfg.grid.rm_sizes)
+    data = set(p.data_sizes or [max(cfg.grid.data_sizes)])
+    return [PolicyCell(m, b, c) for c in cells if c.rm_size in sizes and c.data_size in data
+            for m in p.methods for b in p.kl_penalties]
+
+
+@dataclass
+class Pools:
+    """What every cell shares: the world, the prompt split, training samples and the BoN pool."""
+
+    world: object
+    device: object
+    train_prompts: list[str]
+    comps: np.ndarray  # (B, K) training completions
+    gold: np.ndarray  # (B, K) their gold scores
+    eval_prompts: list[str]
+    pool: np.ndarray  # (E, N) evaluation completions
+    gold_norm: np.ndarray  # (E, N) gold standardised on the pool (SPEC §5)
+    ns: np.ndarray
+
+    def pool_texts(self) -> tuple[list[str], list[str]]:
+        N = self.pool.shape[1]
+        return [p for p in self.eval_prompts for _ in range(N)], list(self.pool.ravel())
+
+
+def _available_pairs(gold: np.ndarray) -> int:
+    """Within-prompt pairs with distinct gold (what deterministic labels can use)."""
+    return int(sum((len(g) ** 2 - sum(c * c for c in np.unique(g, return_counts=True)[1])) // 2 for g in gold))
+
+
+def prepare(cfg: StudyConfig) -> Pools:
+    from goodhart.worlds import load_world
+
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    world = load_world(cfg)
+    train_prompts, eval_prompts = split_prompts(world.prompts, cfg.data, cfg.seed)
+    n_fit = len(train_prompts) - max(1, int(round(cfg.rm.val_fraction * len(train_prompts))))
+    K = cfg.data.train_samples_per_prompt
+    if max(cfg.grid.data_sizes) > n_fit * K * (K - 1) // 2:
+        raise GoodhartError(f"grid.data_sizes goes up to {max(cfg.grid.data_sizes)} but {n_fit} training prompts × "
+                            f"{K} samples give at most {n_fit * K * (K - 1) // 2} comparisons; raise "
+                            "data.train_prompts or data.train_samples_per_prompt")
+    backbone = world.make_proxy(cfg.seed)[0].config
+    for size in cfg.grid.rm_sizes.values():  # refuse an impossible size before any work
+        sized_config(backbone, size.layers, size.hidden, size.intermediate)
+    world.policy.to(device)
+    comps, gold = policy_pool(world, train_prompts, K, cfg.sampling, cfg.seed, "sample train", cfg.cache)
+    have = _available_pairs(gold[:n_fit])
+    if cfg.rm.labels == "deterministic" and max(cfg.grid.data_sizes) > have:
+        raise GoodhartError(f"grid.data_sizes goes up to {max(cfg.grid.data_sizes)} but the training samples give "
+                            f"only {have} comparisons with distinct gold; raise data.train_prompts or "
+                            "data.train_samples_per_prompt")
+    N = cfg.data.eval_samples_per_prompt
+    pool, pool_gold = policy_pool(world, eval_prompts, N, cfg.sampling, cfg.seed + 1, "sample eval pool", cfg.cache)
+    world.policy.to("cpu")  # the policy is not needed again until a policy cell
+    shift, scale = normalisation(pool_gold)
+    ns = np.asarray(cfg.bon.ns, dtype=np.int64) if cfg.bon.ns is not None else default_ns(N)
+    return Pools(world, device, train_prompts, comps, gold, eval_prompts, pool, (pool_gold - shift) / scale, ns)
+
+
+def bon_curve(select: np.ndarray, pools: Pools, n_boot: int, seed: int) -> dict:
+    """Gold and proxy of Best-of-n selected by `select` (E, N), with bootstrap bands and the Gao fit."""
+    ns, kl = pools.ns, kl_bound(pools.ns)
+    gold = bon_estimate(select, pools.gold_norm, ns).mean(axis=0)
+    proxy = bon_estimate(select, select, ns).mean(axis=0)
+    g_lo, g_hi = bon_bootstrap(select, pools.gold_norm, ns, n_boot, seed) if n_boot else (gold, gold)
+    p_lo, p_hi = bon_bootstrap(select, select, ns, n_boot, seed) if n_boot else (proxy, proxy)
+    points = [{"n": int(n), "kl": float(kl[j]), "d": float(np.sqrt(kl[j])), "gold": float(gold[j]),
+               "gold_lo": float(g_lo[j]), "gold_hi": float(g_hi[j]), "proxy": float(proxy[j]),
+               "proxy_lo": float(p_lo[j]), "proxy_hi": float(p_hi[j])} for j, n in enumerate(ns)]
+    peak = int(np.argmax(gold))
+    summary = {"peak_n": int(ns[peak]), "peak_gold": float(gold[peak]), "peak_gold_lo": float(g_lo[peak]),
+               "peak_gold_hi": float(g_hi[peak]), "peak_kl": float(kl[peak]), "gold_at_max_n": float(gold[-1]),
+               "proxy_at_max_n": float(proxy[-1])}
+    return {"points": points, "summary": summary | fit_summary(fit_bon(np.sqrt(kl), gold))}
+
+
+def fit_summary(fit) -> dict:
+    return {f"fit_{k}": v for k, v in fit.as_row().items() if k != "form"} | {"fit_form": fit.form}
+
+
+def _train_members(cfg: StudyConfig, pools: Pools, cell: Cell, train, run: RunDir) -> list:
+    spec = cfg.grid.rm_sizes[cell.rm_size].model_dump()
+    lr = spec.pop("lr") or cfg.rm.lr
+    M = cfg.members if {"ens", "warm"} & set(cfg.grid.aggregation) else 1
+    members, tok = [], None
+    for m in range(M):
+        base, tok = pools.world.make_proxy(cell.seed)  # one shared init for every member (WARM §3)
+        model = shrink(base, **spec)
+        if M > 1:
+            set_dropout(model, cfg.member_dropouts[m % len(cfg.member_dropouts)])
+        model.to(pools.device)
+        train_reward_model(model, tok, train, lr=lr, epochs=cfg.rm.epochs, batch_size=cfg.rm.batch_size,
+                           max_length=cfg.rm.max_length, weight_decay=cfg.rm.weight_decay,
+                           seed=cell.seed + 1000 * m, log=lambda **kw: run.log_metrics(cell=cell.id, **kw),
+                           phase=f"rm_member_{m}")
+        members.append(model)
+    return members, tok
+
+
+def _scores(model, tok, texts: dict, max_length: int) -> dict:
+    """Scores of every named text set, standardised on the evaluation pool (initial policy, SPEC §5)."""
+    raw = {k: score_pairs(model, tok, p, c, max_length=max_length) for k, (p, c) in texts.items()}
+    shift, scale = normalisation(raw["pool"])
+    return {k: (v - shift) / scale for k, v in raw.items()}
+
+
+def sample_rows(cfg: StudyConfig, pools: Pools, cell_id: str, select: np.ndarray, peak_n: int) -> list[dict]:
+    """Best-of-n picks at n = 1, the gold peak and the largest n for a few eval prompts (seeded subsets)."""
+    rng = np.random.default_rng(zlib.crc32(cell_id.encode()))
+    rows = []
+    for b in range(min(cfg.samples_per_cell, len(pools.eval_prompts))):
+        for label, n in (("n=1", 1), ("peak", peak_n), ("max n", int(pools.ns[-1]))):
+            subset = rng.choice(pools.pool.shape[1], size=n, replace=False)
+            i = subset[np.argmax(select[b, subset])]
+            rows.append({"study": "study_sample", "cell": cell_id, "prompt": pools.eval_prompts[b], "n": n,
+                         "at": label, "completion": str(pools.pool[b, i]), "gold": float(pools.gold_norm[b, i]),
+                         "proxy": float(select[b, i])})
+    return rows
+
+
+def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: bool) -> tuple[list[dict], str]:
+    """Train the cell's RM(s), measure each aggregation; returns (rows, one-line summary)."""
+    rm_cfg = cfg.rm.model_copy(update={"max_pairs": cell.data_size, "label_noise": cell.label_noise})
+    train, val, flipped = world_preferences(pools.train_prompts, pools.comps, pools.gold, rm_cfg, cell.seed)
+    t = time.perf_counter()
+    members, tok = _train_members(cfg, pools, cell, train, run)
+    train_s = time.perf_counter() - t
+    texts = {"val_c": (val.prompts, val.chosen), "val_r": (val.prompts, val.rejected), "pool": pools.pool_texts()}
+    per_member = [_scores(m, tok, texts, cfg.rm.max_length) for m in members]
+    rms = {}
+    for agg in cfg.grid.aggregation:
+        if agg == "single":
+            rms["single"] = per_member[0]
+        elif agg == "ens":
+            rms[f"ens_M{len(members)}"] = {k: aggregate(np.stack([s[k] for s in per_member])) for k in texts}
+        else:
+            rms[f"warm_M{len(members)}"] = _scores(weight_average(members), tok, texts, cfg.rm.max_length)
+    non_embed, total = count_params(members[0])
+    common = {"study": "study", "cell": cell.id, "method": "bon", "world": pools.world.name,
+              "rm_size": cell.rm_size, "rm_params": non_embed, "rm_params_total": total,
+              "data_size": cell.data_size, "rm_pairs": len(train), "label_noise": cell.label_noise, "seed": cell.seed}
+    rows, heads = [], []
+    for name, s in rms.items():
+        select = s["pool"].reshape(pools.pool.shape)
+        curve = bon_curve(select, pools, cfg.bon.bootstrap, cell.seed)
+        correct = int(np.sum(pair_correct(s["val_c"], s["val_r"]) == 1.0))
+        summary = {"val_acc": float(np.mean(pair_correct(s["val_c"], s["val_r"]))), "val_correct": correct,
+                   "val_pairs": len(val), "chance_p": chance_test(correct, len(val)), "train_s": train_s,
+                   "members": len(members) if name != "single" else 1}
+        rows += [common | {"aggregation": name} | p for p in curve["points"]]
+        rows.append(common | {"study": "study_cell", "aggregation": name} | summary | curve["summary"])
+        if name == next(iter(rms)):
+            rows += sample_rows(cfg, pools, cell.id, select, curve["summary"]["peak_n"])
+        heads.append(f"{name}: acc {summary['val_acc']:.3f}, peak gold {curve['summary']['peak_gold']:.2f} "
+                     f"@ n={curve['summary']['peak_n']}")
+    if save_rm:
+        cell_dir = run.path / "cells" / cell.id
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(RunDir(cell_dir), "rm", members[0], tok)
+    return rows, "; ".join(heads)
+
+
+def oracle_rows(cfg: StudyConfig, pools: Pools) -> list[dict]:
+    """Best-of-n selected by gold itself: the ceiling every proxy is measured against."""
+    curve = bon_curve(pools.gold_norm, pools, cfg.bon.bootstrap, cfg.seed)
+    common = {"study": "study", "cell": ORACLE, "method": "bon", "aggregation": "gold", "world": pools.world.name}
+    return [common | p for p in curve["points"]] + [common | {"study": "study_cell"} | curve["summary"]]
+
+
+def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: list[dict]) -> tuple[list[dict], str]:
+    """`goodhart policy train` against the cell's saved RM (resuming its own checkpoint), as study rows."""
+    from goodhart.policy.train import STATE, train_policy
+
+    sub = run.path / "cells" / pcell.id
+    settings = _merge(_merge(POLICY_PRESETS[cfg.world], cfg.policy.settings), {
+        "world": cfg.world, "reward_model": str(run.path / "cells" / pcell.rm.id / "rm"), "method": pcell.method,
+        "beta_kl": pcell.kl_penalty, "seed": pcell.rm.seed, "device": cfg.device, "sampling": cfg.sampling.model_dump(),
+        "hf": cfg.hf.model_dump()})
+    pcfg = validate(PolicyTrainConfig, settings)
+    train_policy(pcfg, sub, resume=(sub / STATE).is_file(), overwrite=(sub / CONFIG).is_file())
+    points = [r for r in read_jsonl(sub / RESULTS) if "step" in r]
+    rm = next(r for r in rm_rows if r["study"] == "study_cell" and r["aggregation"] == "single")
+    common = {"study": "study", "cell": pcell.id, "method": pcell.method, "kl_penalty": pcell.kl_penalty,
+              "world": cfg.world, "aggregation": "single"} | {k: rm[k] for k in (
+                  "rm_size", "rm_params", "rm_params_total", "data_size", "label_noise", "seed")}
+    rows = [common | {k: r[k] for k in ("step", "kl", "d", "gold", "gold_se", "proxy", "proxy_se")} for r in points]
+    d, gold = np.array([r["d"] for r in rows]), np.array([r["gold"] for r in rows])
+    peak = int(np.argmax(gold))
+    summary = {"peak_step": rows[peak]["step"], "peak_gold": float(gold[peak]), "peak_kl": rows[peak]["kl"],
+               "gold_at_max_n": float(gold[-1]), "proxy_at_max_n": rows[-1]["proxy"]}
+    if len(rows) >= 3 and np.unique(d[d > 0]).size >= 2:
+        summary |= fit_summary(fit_rl(d, gold))
+    rows.append(common | {"study": "study_cell"} | summary)
+    return rows, f"peak gold {summary['peak_gold']:.2f} at KL {summary['peak_kl']:.2f}, final KL {rows[-2]['kl']:.2f}"
+
+
+def finished_cells(cfg: StudyConfig, out: Path, overwrite: bool, resume: bool) -> dict[str, list[dict]] | None:
+    """Read-only check of `out`: None for a new study, else the rows of finished cells by cell id.
+
+    Only rows of finished cells count (a cell's rows end with its study_cell rows); a torn last line
+    from a kill is ignored. Refuses an existing study without --resume / --overwrite, and a resumed
+    one whose config differs outside `grid` and `policy`.
+    """
+    if not (out / CONFIG).exists() or overwrite:
+        return None
+    if not resume:
+        raise GoodhartError(f"{out} already holds a study; pass --resume to continue it (finished cells are "
+                            "skipped) or --overwrite to start again")
+    saved = RunDir(out).config()
+    mine = cfg.model_dump(mode="json")
+    differ = sorted(k for k in set(saved) | set(mine) if k not in ("grid", "policy") and saved.get(k) != mine.get(k))
+    if differ:
+        raise GoodhartError(f"cannot resume {out}: its config differs in {', '.join(differ)} (only grid and policy "
+                            "may change)")
+    results = out / RESULTS
+    if not results.is_file():
+        return {}
+    text = results.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    whole = out / f".{RESULTS}.whole"
+    atomic_write_text(whole, "".join(lines))
+    rows = read_jsonl(whole)
+    whole.unlink()
+    done = {r["cell"] for r in rows if r.get("study") == "study_cell"}
+    by_cell: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("cell") in done:
+            by_cell.setdefault(r["cell"], []).append(r)
+    return by_cell
+
+
+def open_study(cfg: StudyConfig, out: Path, overwrite: bool, finished: dict | None) -> RunDir:
+    """Create the study directory, or reopen it keeping exactly the finished cells' rows."""
+    config = cfg.model_dump(mode="json")
+    if finished is None:
+        return RunDir.create(out, config, overwrite=overwrite)
+    run = RunDir.reopen(out, config, may_change=("grid", "policy"))
+    write_jsonl(run.file(RESULTS), [r for rows in finished.values() for r in rows])
+    return run
+
+
+def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
+    """Run (or continue) the study into `out`; returns its path. See the module docstring."""
+    from goodhart.report import build_report
+
+    start = time.perf_counter()
+    cells = grid_cells(cfg)
+    pcells = policy_cells(cfg, cells)
+    previous = finished_cells(cfg, Path(out), overwrite, resume)
+    finished = dict(previous or {})
+    todo = [c for c in [ORACLE, *cells, *pcells] if (c if isinstance(c, str) else c.id) not in finished]
+    pools = prepare(cfg) if todo else None  # bad settings fail here, before the directory is touched
+    run = open_study(cfg, Path(out), overwrite, previous)
+    console.print(f"[bold]goodhart study[/] world={cfg.world}: {len(cells)} RM cells, {len(pcells)} policy cells, "
+                  f"{len(cells) + len(pcells) + 1 - len(todo)} done already → {run.path}")
+    if todo:
+        needs_rm = {p.rm.id for p in pcells}
+        ids = [ORACLE] + [c.id for c in cells] + [p.id for p in pcells]
+        heads = {cid: "done earlier" for cid in finished}
+        with StudyTable(ids, heads) as table:
+            for c in todo:
+                cid = c if isinstance(c, str) else c.id
+                table.start(cid)
+                if c == ORACLE:
+                    rows, head = oracle_rows(cfg, pools), "gold-selected ceiling"
+                elif isinstance(c, Cell):
+                    save = c.id in needs_rm and not (run.path / "cells" / c.id / "rm").is_dir()
+                    rows, head = run_cell(cfg, pools, c, run, save)
+                else:
+                    if not (run.path / "cells" / c.rm.id / "rm").is_dir():  # finished before it was needed
+                        run_cell(cfg, pools, c.rm, run, save_rm=True)
+                    rows, head = run_policy_cell(cfg, c, run, finished[c.rm.id])
+                run.append_results(rows)
+                finished[cid] = rows
+                table.finish(cid, head)
+    run.log_metrics(phase="summary", **{"time/total_s": time.perf_counter() - start, "cells": len(cells) + len(pcells)})
+    build_report(run.path)
+    console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")
+    return run.path
