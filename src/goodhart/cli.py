@@ -79,6 +79,21 @@ def study(
     typer.echo(str(run_study(cfg, out, overwrite=overwrite, resume=resume) / "report.html"))
 
 
+@app.command()
+def doctor(fix: Annotated[bool, typer.Option(help="remove stale cache entries and convert SmolLM2 now")] = False):
+    """Check versions, device, packaged models and the cache; exit 1 if something required is missing.
+
+    Example: goodhart doctor --fix
+    """
+    from goodhart.doctor import checks
+
+    rows = checks(fix)
+    for what, ok, detail in rows:
+        typer.echo(f"{'ok ' if ok else 'BAD'}  {what:28s} {detail}")
+    if not all(ok for _, ok, _ in rows):
+        raise typer.Exit(1)
+
+
 rm_app = typer.Typer(no_args_is_help=True, help="Reward models: train, ensemble, WARM, evaluate (SPEC §5–§6).")
 app.add_typer(rm_app, name="rm")
 
@@ -90,6 +105,7 @@ def rm_train(
     out: Annotated[Path | None, typer.Option(help="run directory (default runs/rm-<world>-<time>)")] = None,
     set_: SetOpt = None,
     overwrite: OverwriteOpt = False,
+    resume: Annotated[bool, typer.Option(help="continue a killed run in --out from its last training state")] = False,
 ):
     """Train one Bradley–Terry RM from a preference file (--set data=pairs.jsonl) or a world's samples.
 
@@ -100,7 +116,10 @@ def rm_train(
     cfg = load_rm_train_config(config, world, set_ or [])
     from goodhart.reward.run import train_rm_run
 
-    train_rm_run(cfg, out or Path("runs") / f"rm-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}", overwrite=overwrite)
+    if resume and out is None:
+        raise GoodhartError("--resume needs the --out of the run to continue")
+    train_rm_run(cfg, out or Path("runs") / f"rm-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}", overwrite=overwrite,
+                 resume=resume)
 
 
 @rm_app.command("warm")
@@ -243,7 +262,8 @@ def main() -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted; the run directory keeps what was written so far", file=sys.stderr)
+        print("interrupted: the run directory keeps everything written so far; rerun the same command with "
+              "--resume to continue (policy train, rm train, study)", file=sys.stderr)
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -124,6 +124,7 @@ class RMTrainConfig(Strict):
     cache: bool = True
     prompts: int = Field(60, ge=2, description="world prompts sampled for comparisons")
     samples_per_prompt: int = Field(8, ge=2)
+    checkpoint_every: int = Field(100, ge=0, description="steps between resumable training states (0: none)")
     sampling: SamplingConfig = SamplingConfig()
     rm: RewardModelConfig = RewardModelConfig()
     hf: HFWorldConfig = HFWorldConfig()

