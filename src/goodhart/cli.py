@@ -80,6 +80,36 @@ def study(
 
 
 @app.command()
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="a `goodhart run` directory")],
+    tolerance: Annotated[float, typer.Option(help="gold units the hedged n may lose against the predicted peak")] = 0.1,
+):
+    """Choose n for Best-of-n from the fitted gold curve: the gold-optimal n and a hedged n, checked on
+    held-out evaluation prompts; writes recommend.json.
+
+    Example: goodhart recommend runs/sentiment --tolerance 0.05
+    """
+    from goodhart.study.recommend import recommend_run
+
+    if tolerance < 0:
+        raise GoodhartError("--tolerance must be >= 0")
+    out = recommend_run(run_dir, tolerance)
+    for name, rec in (("all prompts", out["all_prompts"]), ("fit half", out.get("validation"))):
+        if rec is None:
+            continue
+        opt = (f"gold-optimal n ≈ {rec['n_opt']:.0f} [{rec['n_opt_ci'][0]:.0f}, {rec['n_opt_ci'][1]:.0f}], predicted "
+               f"peak gold {rec['peak_gold_pred']:.3f}" if rec["n_opt"] is not None else "no peak inside the measured n")
+        typer.echo(f"{name}: {opt}; hedged n = {rec['n_hedged']} (gold lower bound {rec['gold_lcb_hedged']:.3f})")
+    val = out.get("validation")
+    if val:
+        got = ", ".join(f"{k} → {v:.3f}" for k, v in val["realised_gold"].items())
+        typer.echo(f"held-out prompts ({val['held_out_prompts']}): realised gold {got}; best there "
+                   f"{val['held_out_best_gold']:.3f} at n = {val['held_out_best_n']}, at the largest n "
+                   f"{val['held_out_gold_at_max_n']:.3f}")
+    typer.echo(str(Path(run_dir) / "recommend.json"))
+
+
+@app.command()
 def doctor(fix: Annotated[bool, typer.Option(help="remove stale cache entries and convert SmolLM2 now")] = False):
     """Check versions, device, packaged models and the cache; exit 1 if something required is missing.
 

@@ -35,11 +35,19 @@ class GaoFit:
     peak_reward: float | None
     peak_d_ci: tuple[float, float] | None
     cov: tuple[tuple[float, float], tuple[float, float]]
+    t: float  # the t quantile behind the intervals
 
     def predict(self, d) -> np.ndarray:
         """R(d) under this fit; d ≥ 0 (R(0) = 0)."""
         d = np.asarray(d, dtype=np.float64)
         return _design(self.form, d) @ np.array([self.alpha, self.beta])
+
+    def predict_interval(self, d) -> tuple[np.ndarray, np.ndarray]:
+        """Confidence interval of the fitted mean R(d) (same level as the fit): x·θ ± t·sqrt(x Σ xᵀ)."""
+        X = _design(self.form, np.asarray(d, dtype=np.float64))
+        half = self.t * np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", X, np.array(self.cov), X), 0.0))
+        mid = X @ np.array([self.alpha, self.beta])
+        return mid - half, mid + half
 
     @property
     def peak_kl(self) -> float | None:
@@ -48,6 +56,7 @@ class GaoFit:
     def as_row(self) -> dict:
         row = asdict(self)
         row.pop("cov")
+        row.pop("t")
         return row
 
 
@@ -106,7 +115,7 @@ def fit_gao(form: Form, d, gold, level: float = 0.95) -> GaoFit:
         half = t * float(np.sqrt(max(grad @ cov @ grad, 0.0)))
         peak_ci = (max(peak_d - half, 0.0), peak_d + half)
     return GaoFit(form, a, b, (a - t * se[0], a + t * se[0]), (b - t * se[1], b + t * se[1]), r2, int(d.size),
-                  peak_d, peak_reward, peak_ci, tuple(map(tuple, cov.tolist())))
+                  peak_d, peak_reward, peak_ci, tuple(map(tuple, cov.tolist())), t)
 
 
 def fit_bon(d, gold, level: float = 0.95) -> GaoFit:
