@@ -110,6 +110,28 @@ def recommend(
 
 
 @app.command()
+def stopping(
+    config: ConfigOpt = None,
+    world: WorldOpt = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/stopping-<world>-<time>)")] = None,
+    set_: SetOpt = None,
+    overwrite: OverwriteOpt = False,
+):
+    """Where should Best-of-n stop? Largest n, recommend's hedged n, best soft-BoN λ, a gold-free
+    disagreement alarm and a fixed KL budget, each against the true gold optimum on held-out prompts.
+
+    Example: goodhart stopping --world smoke --out runs/stop
+    """
+    from goodhart.config import load_stopping_config
+
+    cfg = load_stopping_config(config, world, set_ or [])
+    from goodhart.study.stopping import run_stopping
+
+    out = out or Path("runs") / f"stopping-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}"
+    typer.echo(str(run_stopping(cfg, out, overwrite=overwrite) / "table.md"))
+
+
+@app.command()
 def doctor(fix: Annotated[bool, typer.Option(help="remove stale cache entries and convert SmolLM2 now")] = False):
     """Check versions, device, packaged models and the cache; exit 1 if something required is missing.
 

@@ -471,3 +471,45 @@ STUDY_PRESETS: dict[str, dict] = {
 def load_study_config(path=None, world: str | None = None, overrides: list[str] = ()) -> StudyConfig:
     """Resolve a StudyConfig (world preset < file < --set)."""
     return _resolve(StudyConfig, STUDY_PRESETS, path, world, overrides)
+
+
+class StoppingConfig(Strict):
+    """`goodhart stopping`: where should Best-of-n stop? Compares, on held-out prompts, the largest n,
+    `recommend`'s hedged n, the best soft-BoN λ, a gold-free alarm (ensemble disagreement) and a fixed
+    KL budget against the true gold-optimal n. Uses `goodhart run`'s samples (cached) by default."""
+
+    world: WorldName = "sentiment"
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache: bool = True
+    sampling: SamplingConfig = SamplingConfig()
+    data: DataConfig = DataConfig()
+    rm: RewardModelConfig = RewardModelConfig()
+    members: int = Field(3, ge=2, le=16, description="ensemble members (shared init, own data order and dropout)")
+    member_dropouts: list[float] = Field([0.1, 0.05, 0.15], min_length=1)
+    tolerance: float = Field(0.1, ge=0, description="gold units the hedged n may lose against the predicted peak")
+    alarm_ratio: float = Field(1.5, gt=1, description="stop before member disagreement at the pick reaches "
+                                                       "this multiple of its value at n = 1")
+    fixed_kl: float = Field(1.0, gt=0, description="the fixed KL budget (nats) to compare with")
+    lams: list[float] = Field([0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0], min_length=1, description="soft-BoN λ grid")
+    hf: HFWorldConfig = HFWorldConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        if any(x <= 0 for x in self.lams):
+            raise ValueError("lams must be > 0")
+        if self.data.eval_prompts < 2:
+            raise ValueError("data.eval_prompts must be >= 2 (half choose, half check)")
+        _require_hf(self)
+        return self
+
+
+STOPPING_PRESETS: dict[str, dict] = {
+    "sentiment": {}, "hf": {},
+    "smoke": {"sampling": PRESETS["smoke"]["sampling"], "data": PRESETS["smoke"]["data"], "rm": PRESETS["smoke"]["rm"]},
+}
+
+
+def load_stopping_config(path=None, world: str | None = None, overrides: list[str] = ()) -> StoppingConfig:
+    """Resolve a StoppingConfig (world preset < file < --set)."""
+    return _resolve(StoppingConfig, STOPPING_PRESETS, path, world, overrides)

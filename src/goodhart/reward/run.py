@@ -50,6 +50,23 @@ def preference_split(cfg) -> tuple[Comparisons, Comparisons, np.ndarray]:
     return world_preferences(*world_train_pool(cfg), cfg.rm, cfg.seed)
 
 
+def train_ensemble(make_model, train: Comparisons, rm_cfg, members: int, dropouts: list[float], seed: int, device,
+                   log=None, lr: float | None = None) -> tuple[list, object]:
+    """`members` RMs from one shared init (`make_model()` → (model, tokenizer) gives the same weights
+    each call), each with its own data order and, when members > 1, its own dropout (WARM §3)."""
+    models, tok = [], None
+    for m in range(members):
+        model, tok = make_model()
+        if members > 1:
+            set_dropout(model, dropouts[m % len(dropouts)])
+        model.to(device)
+        train_reward_model(model, tok, train, lr=lr or rm_cfg.lr, epochs=rm_cfg.epochs, batch_size=rm_cfg.batch_size,
+                           max_length=rm_cfg.max_length, weight_decay=rm_cfg.weight_decay, seed=seed + 1000 * m,
+                           log=log, phase=f"rm_member_{m}")
+        models.append(model)
+    return models, tok
+
+
 def fit_reward_model(model, tok, train: Comparisons, val: Comparisons, flipped: np.ndarray, rm_cfg, seed: int,
                      log=None, **resume) -> dict:
     """Train, then measure clean validation accuracy and memorisation of flipped training labels.

@@ -28,9 +28,9 @@ from goodhart.reward.data import world_preferences
 from goodhart.reward.ensemble import aggregate
 from goodhart.reward.family import count_params, shrink, sized_config
 from goodhart.reward.normalise import normalisation
-from goodhart.reward.run import set_dropout
+from goodhart.reward.run import train_ensemble
 from goodhart.reward.score import score_pairs
-from goodhart.reward.train import pair_correct, train_reward_model
+from goodhart.reward.train import pair_correct
 from goodhart.reward.warm import weight_average
 from goodhart.runs import CONFIG, RESULTS, RunDir, atomic_write_text, read_jsonl, save_checkpoint, write_jsonl
 from goodhart.study.bon_run import split_prompts
@@ -162,19 +162,13 @@ def _train_members(cfg: StudyConfig, pools: Pools, cell: Cell, train, run: RunDi
     spec = cfg.grid.rm_sizes[cell.rm_size].model_dump()
     lr = spec.pop("lr") or cfg.rm.lr
     M = cfg.members if {"ens", "warm"} & set(cfg.grid.aggregation) else 1
-    members, tok = [], None
-    for m in range(M):
-        base, tok = pools.world.make_proxy(cell.seed)  # one shared init for every member (WARM §3)
-        model = shrink(base, **spec)
-        if M > 1:
-            set_dropout(model, cfg.member_dropouts[m % len(cfg.member_dropouts)])
-        model.to(pools.device)
-        train_reward_model(model, tok, train, lr=lr, epochs=cfg.rm.epochs, batch_size=cfg.rm.batch_size,
-                           max_length=cfg.rm.max_length, weight_decay=cfg.rm.weight_decay,
-                           seed=cell.seed + 1000 * m, log=lambda **kw: run.log_metrics(cell=cell.id, **kw),
-                           phase=f"rm_member_{m}")
-        members.append(model)
-    return members, tok
+
+    def make():  # every member starts from the same weights (WARM needs a shared init)
+        base, tok = pools.world.make_proxy(cell.seed)
+        return shrink(base, **spec), tok
+
+    return train_ensemble(make, train, cfg.rm, M, cfg.member_dropouts, cell.seed, pools.device,
+                          log=lambda **kw: run.log_metrics(cell=cell.id, **kw), lr=lr)
 
 
 def _scores(model, tok, texts: dict, max_length: int) -> dict:
@@ -223,6 +217,10 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
     for name, s in rms.items():
         select = s["pool"].reshape(pools.pool.shape)
         curve = bon_curve(select, pools, cfg.bon.bootstrap, cell.seed)
+        if len(members) > 1:  # member disagreement at the pick: a gold-free overoptimization signal
+            var = np.var(np.stack([m["pool"] for m in per_member]), axis=0).reshape(pools.pool.shape)
+            for p, v in zip(curve["points"], bon_estimate(select, var, pools.ns).mean(axis=0), strict=True):
+                p["disagreement"] = float(v)
         correct = int(np.sum(pair_correct(s["val_c"], s["val_r"]) == 1.0))
         summary = {"val_acc": float(np.mean(pair_correct(s["val_c"], s["val_r"]))), "val_correct": correct,
                    "val_pairs": len(val), "chance_p": chance_test(correct, len(val)), "train_s": train_s,
