@@ -98,3 +98,19 @@ def test_rloo_and_loss_hand_values():
     assert loss.item() == pytest.approx(1.0)
     with pytest.raises(ValueError):
         rloo_advantages(torch.tensor([[1.0], [2.0]]))
+
+
+def test_shaped_reward_hand_values():
+    import math
+
+    import torch
+
+    from goodhart.policy.losses import shaped_reward
+
+    proxy = torch.tensor([[1.0, 0.0]])
+    ref = torch.tensor([[0.0, 2.0]])
+    # sample 0: (σ(1) + σ(−1))/2 − ½ = 0 ; sample 1: (σ(0) + σ(−2))/2 − ½ = σ(−2)/2 − ¼
+    want = [0.0, 1 / (1 + math.exp(2)) / 2 - 0.25]
+    assert torch.allclose(shaped_reward(proxy, ref), torch.tensor([want]), atol=1e-7)
+    big = shaped_reward(torch.tensor([[1e6]]), torch.tensor([[0.0]]))
+    assert big.item() == 0.5  # bounded however far the proxy is pushed

@@ -28,6 +28,7 @@ def _train(rm, out, *overrides, resume=False):
 @pytest.mark.parametrize("overrides", [
     ["method=rloo"], ["method=reinforce", "samples_per_prompt=1"], ["method=jbond"],
     ["method=bond", "bond_divergence=backward"], ["method=bond", "bond_divergence=jeffreys"],
+    ["method=rloo", "reward_shaping=sigmoid_ref"],
 ])
 def test_methods_raise_proxy_and_kl(rm, tmp_path, overrides):
     results, metrics = _train(rm, tmp_path / "run", *overrides)

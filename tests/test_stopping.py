@@ -23,7 +23,8 @@ def test_stopping_table_on_smoke(tmp_path):
     res = goodhart("stopping", "--world", "smoke", "--out", str(out), "--set", "data.eval_prompts=6",
                    "--set", "members=2")
     assert res.returncode == 0, res.stderr
-    rows = read_jsonl(out / "results.jsonl")
+    everything = read_jsonl(out / "results.jsonl")
+    rows = [r for r in everything if r["study"] == "stopping"]
     rules = [r["rule"] for r in rows]
     assert rules == ["largest n", "recommend (hedged)", "soft BoN, best λ", "alarm: disagreement",
                      "alarm: mean − min gap", "fixed KL budget", "true gold optimum"]
@@ -31,3 +32,7 @@ def test_stopping_table_on_smoke(tmp_path):
     assert oracle["gold_below_peak"] == 0 and all(r["gold_below_peak"] >= -1e-9 for r in rows if r["n"] is not None)
     assert rows[0]["n"] == 64 and rows[0]["kl"] == pytest.approx(kl_bound(64))
     assert "| rule |" in (out / "table.md").read_text()
+    soft = [r for r in everything if r["study"] == "frontier" and r["method"] == "soft_bon"]
+    kls = [r["kl"] for r in sorted(soft, key=lambda r: r["lam"])]
+    assert all(a >= b - 1e-9 for a, b in zip(kls, kls[1:], strict=False))  # KL falls as λ grows
+    assert (out / "plots" / "soft_vs_hard.png").is_file()

@@ -194,6 +194,9 @@ class PolicyTrainConfig(Strict):
     jeffreys_beta: float = Field(0.5, ge=0, le=1, description="β of J_β = (1 − β)·forward + β·backward")
     ema: float = Field(0.02, ge=0, le=1, description="anchor EMA rate η for jbond (0: fixed anchor)")
     baseline_decay: float = Field(0.9, ge=0, lt=1, description="REINFORCE moving-average baseline")
+    reward_shaping: Literal["none", "sigmoid_ref"] = Field(
+        "none", description="rloo/reinforce: mean_j σ(r − r_ref,j) − ½ over reference-policy samples of the prompt")
+    shaping_ref_samples: int = Field(2, ge=1, description="reference samples per prompt for reward_shaping")
     lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")
     lora_rank: int = Field(8, ge=1)
     train_prompts: int = Field(120, ge=1)

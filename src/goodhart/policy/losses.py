@@ -31,3 +31,16 @@ def nll_loss(logp: torch.Tensor, valid_mask: torch.Tensor) -> tuple[torch.Tensor
     """
     loss = -(logp * valid_mask).sum(-1).mean()
     return loss, {"loss/nll": loss.item()}
+
+
+def shaped_reward(proxy: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Bounded, centred proxy reward relative to reference-policy samples of the same prompt:
+    r̃_i = mean_j σ(r_i − r_ref,j) − ½ ∈ (−½, ½); 0 when a sample is as good as the reference's.
+
+    Caps how much any one sample can gain, however far the proxy can be pushed (a preference-
+    style transform of the reward, cf. "reward shaping" against overoptimization).
+    proxy: (B, k) policy-sample rewards; ref: (B, m) reference-sample rewards. Returns (B, k).
+    """
+    if proxy.dim() != 2 or ref.dim() != 2 or proxy.shape[0] != ref.shape[0]:
+        raise ValueError(f"shaped_reward needs (B, k) and (B, m), got {tuple(proxy.shape)} and {tuple(ref.shape)}")
+    return torch.sigmoid(proxy[:, :, None] - ref[:, None, :]).mean(-1) - 0.5

@@ -18,7 +18,7 @@ from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.policy.bond import ema_update, jbond_reward, jeffreys, log_p_le
 from goodhart.policy.kl import k3_loss, kl_in_reward, kl_per_sequence, mean_stderr
-from goodhart.policy.losses import nll_loss, pg_loss, rloo_advantages
+from goodhart.policy.losses import nll_loss, pg_loss, rloo_advantages, shaped_reward
 from goodhart.policy.rollout import Rollout, encode_prompts, rollout, token_logprobs
 from goodhart.progress import console, progress_bar
 from goodhart.reward.load import load_reward_model
@@ -88,8 +88,12 @@ class Trainer:
         proxy = self.proxy(prompts, k, ro)
         logp, logp_ref = self.logps(ro, self.ref)
         reward = proxy
+        if cfg.reward_shaping == "sigmoid_ref":
+            m = cfg.shaping_ref_samples
+            ref = self.proxy(prompts, m, self.sample(self.ref, prompts, m)).view(len(prompts), m)
+            reward = shaped_reward(proxy.view(len(prompts), k), ref).view(-1)
         if cfg.beta_kl > 0 and cfg.kl_estimator == "k1_reward":
-            reward = kl_in_reward(proxy, logp.detach(), logp_ref, ro.valid_mask, cfg.beta_kl)
+            reward = kl_in_reward(reward, logp.detach(), logp_ref, ro.valid_mask, cfg.beta_kl)
         if cfg.method == "rloo":
             adv = rloo_advantages(reward.view(len(prompts), k)).view(-1)
         else:

@@ -108,3 +108,24 @@ def plot_policy(rows: list[dict]) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def plot_soft_frontier(rows: list[dict]) -> Figure:
+    """Gold vs sqrt(KL): hard Best-of-n (every n, KL bound) against soft BoN's tilted limit (each λ)."""
+    hard = sorted((r for r in rows if r.get("study") == "frontier" and r["method"] == "bon"), key=lambda r: r["n"])
+    soft = sorted((r for r in rows if r.get("study") == "frontier" and r["method"] == "soft_bon"), key=lambda r: r["kl"])
+    if not hard or not soft:
+        raise GoodhartError("no frontier rows (study 'frontier') in the results table")
+    fig = Figure(figsize=(7, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([r["d"] for r in hard], [r["gold"] for r in hard], "-", color="C0", lw=2, label="hard Best-of-n (n = 1…N)")
+    ax.plot([r["d"] for r in soft], [r["gold"] for r in soft], "o--", color="C3", ms=4,
+            label="soft BoN, tilted limit π_ref·exp(r/λ)/Z")
+    for r in soft[:: max(1, len(soft) // 6)]:
+        ax.annotate(f"λ={r['lam']:.2g}", (r["d"], r["gold"]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlabel("d = sqrt(KL)  [nats^½; hard: bound, soft: tilted KL on the pool]")
+    ax.set_ylabel("gold (normalised)")
+    ax.set_title("Gold vs KL frontier: soft against hard Best-of-n (selection by the ensemble proxy)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

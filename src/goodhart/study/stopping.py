@@ -55,7 +55,8 @@ def _member_scores(members, tok, prompts: list[str], pool: np.ndarray, max_lengt
 
 
 def stopping_table(gold: np.ndarray, members: np.ndarray, cfg, seed: int) -> tuple[list[dict], dict]:
-    """Rows (rule, n or λ, KL, held-out gold, distance to the held-out gold peak) and the curves.
+    """Rule rows (rule, n or λ, KL, held-out gold, distance to the held-out gold peak), frontier rows
+    (hard BoN for every n and soft BoN for a λ grid, all prompts: gold vs KL) and the curves.
 
     gold: (B, N) normalised gold; members: (M, B, N) standardised member scores.
     """
@@ -93,6 +94,14 @@ def stopping_table(gold: np.ndarray, members: np.ndarray, cfg, seed: int) -> tup
     for r in rows:
         r["gold_below_peak"] = float(gold_held[best - 1] - r["gold"])
         r["kl_from_peak"] = float(r["kl"] - kl_bound(best))
+    everyone = np.arange(B)
+    frontier = [{"study": "frontier", "method": "bon", "n": int(n), "kl": float(kl_bound(n)), "gold": float(g)}
+                for n, g in zip(ns, curve(everyone, gold), strict=True)]
+    frontier += [{"study": "frontier", "method": "soft_bon", "lam": float(x),
+                  "kl": float(np.mean([tilted_kl(uniform, ens[b], x) for b in everyone])),
+                  "gold": float(np.mean([tilted_reward(uniform, ens[b], gold[b], x) for b in everyone]))}
+                 for x in sorted({*cfg.lams, *np.geomspace(0.01, 10, 13).tolist()})]
+    rows += [r | {"d": float(np.sqrt(r["kl"]))} for r in frontier]
     curves = {"n": ns.tolist(), "kl": kl_bound(ns).tolist(), "gold_fit": gold_fit.tolist(),
               "gold_held": gold_held.tolist(), "proxy_fit": curve(fit, ens).tolist(),
               "disagreement_fit": dis_fit.tolist(), "gap_fit": gap_fit.tolist(),
@@ -125,7 +134,16 @@ def run_stopping(cfg, out: str | Path, overwrite: bool = False) -> Path:
     rows, curves = stopping_table((pool_gold - shift) / scale, scores, cfg, cfg.seed)
     run.append_results(rows)
     atomic_write_text(run.file("curves.json"), json.dumps(curves))
-    table = table_md(rows)
+    table = table_md([r for r in rows if r["study"] == "stopping"])
+    from goodhart.report.plots import plot_soft_frontier
+    from goodhart.runs import atomic_write_bytes
+
+    for fmt in ("png", "svg"):
+        import io
+
+        buf = io.BytesIO()
+        plot_soft_frontier(rows).savefig(buf, format=fmt, dpi=130)
+        atomic_write_bytes(run.path / "plots" / f"soft_vs_hard.{fmt}", buf.getvalue())
     atomic_write_text(run.file("table.md"), table)
     print(table)
     run.log_metrics(phase="summary", **{"time/total_s": time.perf_counter() - start})
