@@ -87,8 +87,8 @@ class HFWorldConfig(Strict):
         return self
 
 
-class RunConfig(Strict):
-    """`goodhart run`: sample → label → train a proxy RM → Best-of-n gold vs proxy curves."""
+class WorldStudy(Strict):
+    """Settings every world-level study shares: which world, seeds, device, sampling, data, RM training."""
 
     world: WorldName = "sentiment"
     seed: int = Field(0, ge=0)
@@ -97,8 +97,13 @@ class RunConfig(Strict):
     sampling: SamplingConfig = SamplingConfig()
     data: DataConfig = DataConfig()
     rm: RewardModelConfig = RewardModelConfig()
-    bon: BoNConfig = BoNConfig()
     hf: HFWorldConfig = HFWorldConfig()
+
+
+class RunConfig(WorldStudy):
+    """`goodhart run`: sample → label → train a proxy RM → Best-of-n gold vs proxy curves."""
+
+    bon: BoNConfig = BoNConfig()
 
     @model_validator(mode="after")
     def _check(self):
@@ -139,17 +144,10 @@ class RMTrainConfig(Strict):
         return self
 
 
-class RMSuiteConfig(Strict):
+class RMSuiteConfig(WorldStudy):
     """`goodhart rm suite`: members from a shared initial run → single / ENS mean / WCO / UWO / WARM,
     evaluated on clean, flipped and OOD pairs and as the proxy of Best-of-n (SPEC §5–§6)."""
 
-    world: WorldName = "sentiment"
-    seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    cache: bool = True
-    sampling: SamplingConfig = SamplingConfig()
-    data: DataConfig = DataConfig()
-    rm: RewardModelConfig = RewardModelConfig()
     members: int = Field(6, ge=2, le=32, description="M: members fine-tuned from the shared initial run")
     member_lrs: list[float] = Field([1e-5, 4e-5, 1e-4], min_length=1, description="cycled over members (WARM §5)")
     member_dropouts: list[float] = Field([0.05, 0.1], min_length=1, description="cycled over members")
@@ -159,7 +157,6 @@ class RMSuiteConfig(Strict):
     ood_prompts: int = Field(30, ge=0, description="prompts from the world's OOD domain (0: skip OOD)")
     ood_samples_per_prompt: int = Field(6, ge=2)
     bon: BoNConfig = BoNConfig(bootstrap=0)
-    hf: HFWorldConfig = HFWorldConfig()
 
     @model_validator(mode="after")
     def _check(self):

@@ -7,12 +7,8 @@ from pydantic import Field, model_validator
 from goodhart.config import (
     PRESETS,
     BoNConfig,
-    DataConfig,
-    HFWorldConfig,
-    RewardModelConfig,
-    SamplingConfig,
     Strict,
-    WorldName,
+    WorldStudy,
     _require_hf,
     _resolve,
 )
@@ -65,28 +61,20 @@ class StudyPolicy(Strict):
         return self
 
 
-class StudyConfig(Strict):
+class StudyConfig(WorldStudy):
     """`goodhart study`: a grid of proxy RMs (size × data × noise × aggregation × seed), each pushed by
     Best-of-n on one shared pool (and optionally by RL / J-BOND), with Gao fits and a report (SPEC §10).
 
-    The prompt split and the policy samples depend on `seed` only, so every cell shares them (cached).
+    The prompt split and the policy samples depend on `seed` only (the grid's seeds are the RMs'), so every cell shares them (cached).
     rm.max_pairs and rm.label_noise are set per cell from the grid.
     """
 
-    world: WorldName = "sentiment"
-    seed: int = Field(0, ge=0, description="prompt split and policy samples")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    cache: bool = True
-    sampling: SamplingConfig = SamplingConfig()
-    data: DataConfig = DataConfig()
-    rm: RewardModelConfig = RewardModelConfig()
     members: int = Field(3, ge=2, le=16, description="M for ens / warm cells")
     member_dropouts: list[float] = Field([0.1, 0.05, 0.15], min_length=1, description="cycled over members")
     bon: BoNConfig = BoNConfig(bootstrap=50)
     samples_per_cell: int = Field(2, ge=0, description="eval prompts whose BoN picks at small/peak/max n are saved")
     grid: StudyGrid = StudyGrid()
     policy: StudyPolicy = StudyPolicy()
-    hf: HFWorldConfig = HFWorldConfig()
 
     @model_validator(mode="after")
     def _check(self):
@@ -116,18 +104,11 @@ def load_study_config(path=None, world: str | None = None, overrides: list[str] 
     return _resolve(StudyConfig, STUDY_PRESETS, path, world, overrides)
 
 
-class StoppingConfig(Strict):
+class StoppingConfig(WorldStudy):
     """`goodhart stopping`: where should Best-of-n stop? Compares, on held-out prompts, the largest n,
     `recommend`'s hedged n, the best soft-BoN λ, a gold-free alarm (ensemble disagreement) and a fixed
     KL budget against the true gold-optimal n. Uses `goodhart run`'s samples (cached) by default."""
 
-    world: WorldName = "sentiment"
-    seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    cache: bool = True
-    sampling: SamplingConfig = SamplingConfig()
-    data: DataConfig = DataConfig()
-    rm: RewardModelConfig = RewardModelConfig()
     members: int = Field(3, ge=2, le=16, description="ensemble members (shared init, own data order and dropout)")
     member_dropouts: list[float] = Field([0.1, 0.05, 0.15], min_length=1)
     tolerance: float = Field(0.1, ge=0, description="gold units the hedged n may lose against the predicted peak")
@@ -135,7 +116,6 @@ class StoppingConfig(Strict):
                                                        "this multiple of its value at n = 1")
     fixed_kl: float = Field(1.0, gt=0, description="the fixed KL budget (nats) to compare with")
     lams: list[float] = Field([0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0], min_length=1, description="soft-BoN λ grid")
-    hf: HFWorldConfig = HFWorldConfig()
 
     @model_validator(mode="after")
     def _check(self):

@@ -54,6 +54,16 @@ def start_study(cfg, out: str | Path, overwrite: bool):
     return world, device, train_prompts, eval_prompts, run
 
 
+def world_pools(world: World, cfg, train_prompts: list[str], eval_prompts: list[str]):
+    """(train completions, their gold, eval pool, its gold), each (prompts, samples), sampled from the
+    world's policy with the seeds every study uses (seed, seed + 1), so the cache is shared."""
+    comps, gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling, cfg.seed,
+                              "sample train", cfg.cache)
+    pool, pool_gold = policy_pool(world, eval_prompts, cfg.data.eval_samples_per_prompt, cfg.sampling, cfg.seed + 1,
+                                  "sample eval pool", cfg.cache)
+    return comps, gold, pool, pool_gold
+
+
 def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], comps: np.ndarray,
                 gold: np.ndarray, device: torch.device):
     """Gold-labelled comparisons → Bradley–Terry proxy; validation on held-out training prompts."""

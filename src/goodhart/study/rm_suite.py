@@ -29,7 +29,7 @@ from goodhart.reward.score import score_pairs
 from goodhart.reward.train import pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
 from goodhart.runs import atomic_write_text
-from goodhart.study.bon_run import start_study
+from goodhart.study.bon_run import start_study, world_pools
 
 
 def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float | None:
@@ -92,11 +92,9 @@ def run_rm_suite(cfg, out: str | Path, overwrite: bool = False) -> Path:
 
     start = time.perf_counter()
     world, device, train_prompts, eval_prompts, run = start_study(cfg, out, overwrite)
-    comps, gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling, cfg.seed,
-                              "sample train", cfg.cache)
+    comps, gold, pool, pool_gold = world_pools(world, cfg, train_prompts, eval_prompts)
     train, val, flipped = world_preferences(train_prompts, comps, gold, cfg.rm, cfg.seed)
     N = cfg.data.eval_samples_per_prompt
-    pool, pool_gold = policy_pool(world, eval_prompts, N, cfg.sampling, cfg.seed + 1, "sample eval pool", cfg.cache)
     flip = train.subset(np.flatnonzero(flipped))
     sets = {"val_c": (val.prompts, val.chosen), "val_r": (val.prompts, val.rejected),
             "flip_c": (flip.prompts, flip.chosen), "flip_r": (flip.prompts, flip.rejected),

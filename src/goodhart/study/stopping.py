@@ -18,14 +18,13 @@ import numpy as np
 
 from goodhart.bon import bon_estimate, kl_bound
 from goodhart.bon.soft import tilted_kl, tilted_reward
-from goodhart.policy.pool import policy_pool
 from goodhart.progress import console
 from goodhart.reward.data import world_preferences
 from goodhart.reward.normalise import normalisation
 from goodhart.reward.run import train_ensemble
 from goodhart.reward.score import score_pairs
 from goodhart.runs import atomic_write_text
-from goodhart.study.bon_run import start_study
+from goodhart.study.bon_run import start_study, world_pools
 from goodhart.study.recommend import recommend_n
 
 
@@ -122,11 +121,8 @@ def run_stopping(cfg, out: str | Path, overwrite: bool = False) -> Path:
 
     start = time.perf_counter()
     world, device, train_prompts, eval_prompts, run = start_study(cfg, out, overwrite)
-    comps, gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling, cfg.seed,
-                              "sample train", cfg.cache)
+    comps, gold, pool, pool_gold = world_pools(world, cfg, train_prompts, eval_prompts)
     train, _, _ = world_preferences(train_prompts, comps, gold, cfg.rm, cfg.seed)
-    pool, pool_gold = policy_pool(world, eval_prompts, cfg.data.eval_samples_per_prompt, cfg.sampling, cfg.seed + 1,
-                                  "sample eval pool", cfg.cache)
     members, tok = train_ensemble(lambda: world.make_proxy(cfg.seed), train, cfg.rm, cfg.members,
                                   cfg.member_dropouts, cfg.seed, device, log=run.log_metrics)
     scores = _member_scores(members, tok, eval_prompts, pool, cfg.rm.max_length)
