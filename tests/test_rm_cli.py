@@ -109,3 +109,15 @@ def test_preferences_from_a_dataset_directory(tmp_path):
     assert len(data) == 6 and data.chosen[2] == "good 2" and flipped.tolist() == [False] * 3 + [True] + [False] * 2
     with pytest.raises(GoodhartError, match="could not load preference dataset"):
         read_preferences("no/such-dataset")
+
+
+def test_checkpoints_carry_a_model_card(members, tmp_path):
+    card = (members / "m1" / "model" / "README.md").read_text()
+    assert "library_name: transformers" in card and "reward-model" in card
+    for field in ("goodhart version", "base model", "trained on", "label noise ρ", "validation accuracy",
+                  "config sha256"):
+        assert f"| {field} |" in card, field
+    res = goodhart("rm", "warm", str(members / "m1"), str(members / "m2"), "--weights", "1,3", "--out", str(tmp_path / "w"))
+    assert res.returncode == 0, res.stderr
+    warm = (tmp_path / "w" / "README.md").read_text()
+    assert "| WARM members |" in warm and "0.250, 0.750" in warm

@@ -153,8 +153,30 @@ class RunDir:
         return yaml.safe_load(path.read_text()) or {}
 
 
-def save_checkpoint(run: RunDir, name: str, model, tokenizer) -> Path:
-    """save_pretrained (safetensors) model + tokenizer into run/name, via a temp dir and a rename."""
+def model_card(kind: str, model, facts: dict, config_file: Path | None = None) -> str:
+    """README.md for a saved checkpoint: HF metadata, what it is, how it was made, how to load it."""
+    import hashlib
+    import importlib.metadata
+
+    facts = {"goodhart version": importlib.metadata.version("goodhart"),
+             "base model": getattr(model.config, "_name_or_path", "") or type(model).__name__,
+             "parameters": f"{sum(p.numel() for p in model.parameters()):,}"} | facts
+    if config_file is not None and Path(config_file).is_file():
+        facts["config sha256"] = hashlib.sha256(Path(config_file).read_bytes()).hexdigest()[:16]
+    tags = ["goodhart", "reward-model" if "reward" in kind else "policy"]
+    rows = "\n".join(f"| {k} | {v} |" for k, v in facts.items() if v is not None)
+    loader = "AutoModelForSequenceClassification" if "reward" in kind else "AutoModelForCausalLM"
+    return (f"---\nlibrary_name: transformers\ntags: [{', '.join(tags)}]\n---\n\n# {kind} (goodhart)\n\n"
+            f"| | |\n|---|---|\n{rows}\n\n```python\nfrom transformers import {loader}, AutoTokenizer\n"
+            f"model = {loader}.from_pretrained(PATH)\ntokenizer = AutoTokenizer.from_pretrained(PATH)\n```\n"
+            "Made with goodhart (gold-vs-proxy reward-model overoptimization studies); the run directory "
+            "above this checkpoint holds config.yaml, metrics.jsonl and results.jsonl.\n")
+
+
+def save_checkpoint(run: RunDir, name: str, model, tokenizer, card: dict | None = None,
+                    kind: str = "reward model") -> Path:
+    """save_pretrained (safetensors) model + tokenizer + model card README.md into run/name, via a temp
+    dir and a rename. `card`: facts for the card (data size, label noise, validation accuracy, …)."""
     import shutil
 
     target = run.path / name
@@ -162,6 +184,7 @@ def save_checkpoint(run: RunDir, name: str, model, tokenizer) -> Path:
     os.chmod(tmp, 0o777 & ~_umask())
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    (tmp / "README.md").write_text(model_card(kind, model, card or {}, run.path / CONFIG), encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)

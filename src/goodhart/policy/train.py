@@ -244,7 +244,9 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
             advance(info=f"proxy {stats.get('reward/proxy', float('nan')):.2f}")
     measure(cfg.steps)
     trainer.save(run)
-    save_checkpoint(run, "policy", trainer.policy, world.tokenizer)
+    save_checkpoint(run, "policy", trainer.policy, world.tokenizer, kind="policy", card={
+        "method": cfg.method, "steps": cfg.steps, "KL penalty": cfg.beta_kl, "reward model": cfg.reward_model,
+        "LoRA": cfg.lora})
     build_report(run.path)
     console.print(f"done: {run.path / 'report.html'}")
     return run.path

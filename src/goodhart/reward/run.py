@@ -124,7 +124,11 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
     model.to(device)
     stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics,
                              state_file=run.file(RM_STATE), checkpoint_every=cfg.checkpoint_every)
-    save_checkpoint(run, "model", model, tok)
+    save_checkpoint(run, "model", model, tok, card={
+        "trained on": f"{stats['rm/train_pairs']} comparisons ({cfg.data or f'{cfg.world} world samples'})",
+        "label noise ρ": cfg.rm.label_noise, "initialised from": cfg.init_from, "dropout": cfg.dropout,
+        "validation accuracy": f"{stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs",
+        "flipped labels memorised": stats.get("rm/flipped_memorised")})
     write_jsonl(run.file("pairs.jsonl"), [
         {"split": split, "prompt": p, "chosen": c, "rejected": r, "flipped": bool(f)}
         for split, data, flags in (("train", train, flipped), ("val", val, np.zeros(len(val), bool)))
@@ -153,7 +157,10 @@ def build_warm(members: list[str | Path], out: str | Path, weights: list[float] 
     loaded = [load_checkpoint(m) for m in members]
     warm = weight_average([m for m, _ in loaded], weights)
     out.mkdir(parents=True, exist_ok=True)
-    return save_checkpoint(RunDir(out.parent), out.name, warm, loaded[0][1])
+    w = weights or [1.0] * len(members)
+    card = {"WARM members": ", ".join(str(m) for m in members),
+            "weights": ", ".join(f"{x / sum(w):.3f}" for x in w)}
+    return save_checkpoint(RunDir(out.parent), out.name, warm, loaded[0][1], card=card, kind="reward model (WARM)")
 
 
 def eval_reward_models(models: list[str | Path], data: list[str | Path], max_length: int = 256) -> list[dict]:

@@ -107,7 +107,10 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
 
     proxy_model, proxy_tok, rm_stats = train_proxy(world, cfg, run, train_prompts, train_comps, train_gold, device)
     console.print(f"proxy RM: validation accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs")
-    save_checkpoint(run, "proxy_rm", proxy_model, proxy_tok)
+    save_checkpoint(run, "proxy_rm", proxy_model, proxy_tok, card={
+        "trained on": f"{rm_stats['rm/train_pairs']} gold-labelled comparisons ({world.name} world, gold "
+                      f"{world.gold_name})", "label noise ρ": cfg.rm.label_noise,
+        "validation accuracy": f"{rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs"})
 
     t = time.perf_counter()
     N = cfg.data.eval_samples_per_prompt

@@ -234,7 +234,9 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
     if save_rm:
         cell_dir = run.path / "cells" / cell.id
         cell_dir.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(RunDir(cell_dir), "rm", members[0], tok)
+        save_checkpoint(RunDir(cell_dir), "rm", members[0], tok, card={
+            "study cell": cell.id, "trained on": f"{len(train)} comparisons", "label noise ρ": cell.label_noise,
+            "validation accuracy": next(r["val_acc"] for r in rows if r["study"] == "study_cell")})
     return rows, "; ".join(heads)
 
 
