@@ -1,5 +1,7 @@
 """The World record and the loader that builds one from a RunConfig."""
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.errors import GoodhartError
-from goodhart.runs import iter_jsonl
+from goodhart.runs import append_jsonl, cache_dir, iter_jsonl
 
 # gold([(prompt, completion), ...]) -> B floats; prompts are the raw prompts, not the policy input.
 GoldFn = Callable[[list[tuple[str, str]]], "np.ndarray | list[float]"]
@@ -29,19 +31,72 @@ class World:
     make_proxy: Callable[[int], tuple]  # seed -> (fresh sequence-classification model, tokenizer)
     proxy_name: str
     ood_prompts: list[str] | None = None  # another text domain, for out-of-distribution RM checks
+    gold_id: str | None = None  # identity of the gold function for its score cache (default: gold_name)
+    gold_cache: bool = True  # remember gold scores by (prompt, completion) hash across runs
+    gold_calls: int = 0  # completions actually scored by gold in this process (cache misses)
 
     def gold_scores(self, prompts: list[str], completions: list[str]) -> np.ndarray:
-        """Gold scores as float64 (B,), refusing NaN/inf with the offending rows named."""
-        scores = np.asarray(self.gold(list(zip(prompts, completions, strict=True))), dtype=np.float64)
-        if scores.shape != (len(completions),):
-            raise GoodhartError(
-                f"gold reward {self.gold_name} returned shape {scores.shape} for {len(completions)} completions"
-            )
-        bad = np.flatnonzero(~np.isfinite(scores))
+        """Gold scores as float64 (B,), refusing NaN/inf with the offending rows named.
+
+        Scores are cached on disk by hash of (gold identity, prompt, completion): repeated studies
+        never re-score a completion (an LLM judge is the slow part of a study)."""
+        pairs = list(zip(prompts, completions, strict=True))
+        cache = GoldCache(self.gold_id or self.gold_name) if self.gold_cache else None
+        known = cache.lookup(pairs) if cache else {}
+        todo = [i for i in range(len(pairs)) if i not in known]
+        fresh = np.asarray(self.gold([pairs[i] for i in todo]), dtype=np.float64) if todo else np.zeros(0)
+        if fresh.shape != (len(todo),):
+            raise GoodhartError(f"gold reward {self.gold_name} returned shape {fresh.shape} for {len(todo)} completions")
+        bad = np.flatnonzero(~np.isfinite(fresh))
         if bad.size:
-            rows = ", ".join(str(i) for i in bad[:10])
-            raise GoodhartError(f"gold reward {self.gold_name} returned NaN/inf for rows {rows} (of {len(scores)})")
+            rows = ", ".join(str(todo[i]) for i in bad[:10])
+            raise GoodhartError(f"gold reward {self.gold_name} returned NaN/inf for rows {rows} (of {len(pairs)})")
+        self.gold_calls += len(todo)
+        if cache and todo:
+            cache.add([pairs[i] for i in todo], fresh)
+        scores = np.empty(len(pairs))
+        scores[todo] = fresh
+        for i, v in known.items():
+            scores[i] = v
         return scores
+
+
+class GoldCache:
+    """Append-only JSONL of {key: sha256(gold id, prompt, completion), gold} in $GOODHART_CACHE/gold."""
+
+    def __init__(self, gold_id: str):
+        name = hashlib.sha256(gold_id.encode()).hexdigest()[:20]
+        self.path = cache_dir() / "gold" / f"{name}.jsonl"
+        self.gold_id = gold_id
+
+    def _key(self, pair: tuple[str, str]) -> str:
+        return hashlib.sha256("\x00".join((self.gold_id, *pair)).encode()).hexdigest()[:32]
+
+    def _table(self) -> dict[str, float]:
+        if self.path in _TABLES:  # read once per process; add() keeps it current
+            return _TABLES[self.path]
+        table = _TABLES.setdefault(self.path, {})
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:  # a line torn by a kill is skipped (it is rescored and appended again)
+                    row = json.loads(line)
+                    table[row["k"]] = float(row["g"])
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue
+        return table
+
+    def lookup(self, pairs: list[tuple[str, str]]) -> dict[int, float]:
+        table = self._table()
+        return {i: table[k] for i, k in enumerate(map(self._key, pairs)) if k in table}
+
+    def add(self, pairs: list[tuple[str, str]], scores: np.ndarray) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"k": self._key(p), "g": float(g)} for p, g in zip(pairs, scores, strict=True)]
+        append_jsonl(self.path, rows)
+        self._table().update({r["k"]: r["g"] for r in rows})
+
+
+_TABLES: dict[Path, dict[str, float]] = {}
 
 
 def read_prompt_file(path: str | Path, field: str = "prompt") -> list[str]:

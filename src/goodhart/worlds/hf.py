@@ -53,6 +53,23 @@ def _callable_gold(spec: str):
     return fn
 
 
+def _gold_identity(spec: str, is_callable: bool) -> str:
+    """What the gold score cache keys on: the spec plus a fingerprint of the code or weights behind it,
+    so editing a gold function or retraining a gold checkpoint never serves stale scores."""
+    import hashlib
+    import inspect
+
+    h = hashlib.sha256(spec.encode())
+    if is_callable:
+        source = inspect.getsourcefile(_callable_gold(spec))
+        h.update(Path(source).read_bytes() if source else b"")
+    else:
+        for f in sorted(Path(spec).glob("*")) if Path(spec).is_dir() else []:
+            if f.is_file():
+                h.update(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())
+    return f"{spec}@{h.hexdigest()[:16]}"
+
+
 def _checkpoint_gold(path: str, trust_remote_code: bool):
     from goodhart.reward.score import score_pairs
 
@@ -111,7 +128,7 @@ def hf_world(cfg) -> World:
 
     return World(
         name="hf", policy_id=_identity(cfg.policy), policy=policy, tokenizer=tok, prompts=prompts, render=render,
-        add_special_tokens=not use_chat, gold=gold, gold_name=cfg.gold,
+        add_special_tokens=not use_chat, gold=gold, gold_name=cfg.gold, gold_id=_gold_identity(cfg.gold, is_callable),
         make_proxy=lambda seed: proxy_from_pretrained(cfg.proxy_backbone, seed, trust),
         proxy_name=cfg.proxy_backbone,
     )
