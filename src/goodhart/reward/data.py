@@ -13,32 +13,76 @@ FIELDS = ("prompt", "chosen", "rejected")
 VAL_PAIRS_MAX = 512
 
 
+def _text(messages) -> str:
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def _is_messages(value) -> bool:
+    return isinstance(value, list) and all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in value)
+
+
+def normalise_preference(row: dict) -> dict | None:
+    """One preference row in any TRL format → {prompt, chosen, rejected[, flipped]} strings, or None.
+
+    Standard: string prompt / chosen / rejected. Conversational: `chosen` / `rejected` are message
+    lists ({role, content}); the prompt is the explicit `prompt` messages, or else the messages the two
+    share before they differ (TRL's implicit prompt); the completion is the rest, as "role: content" lines.
+    """
+    c, r = row.get("chosen"), row.get("rejected")
+    if all(isinstance(row.get(k), str) for k in FIELDS):
+        return row
+    if not (_is_messages(c) and _is_messages(r)):
+        return None
+    prompt = row.get("prompt")
+    if _is_messages(prompt):
+        return row | {"prompt": _text(prompt), "chosen": _text(c), "rejected": _text(r)}
+    if prompt is not None and not isinstance(prompt, str):
+        return None
+    k = 0
+    while k < min(len(c), len(r)) - 1 and c[k] == r[k]:
+        k += 1
+    head = _text(c[:k]) if prompt is None else prompt
+    return row | {"prompt": head, "chosen": _text(c[k:]), "rejected": _text(r[k:])}
+
+
 def _rows_from_file(path: Path) -> list[dict]:
     rows = []
     for lineno, row in iter_jsonl(path, "preference file"):
-        missing = [k for k in FIELDS if not isinstance(row.get(k), str)]
-        if missing:
-            raise GoodhartError(f"{path}:{lineno}: preference row lacks string field(s) {', '.join(missing)}")
-        rows.append(row)
+        norm = normalise_preference(row)
+        if norm is None:
+            missing = [k for k in FIELDS if not isinstance(row.get(k), str)]
+            raise GoodhartError(f"{path}:{lineno}: preference row lacks string field(s) {', '.join(missing)} "
+                                "(or conversational chosen/rejected message lists)")
+        rows.append(norm)
     return rows
 
 
 def read_preferences(source: str, split: str = "train") -> tuple[Comparisons, np.ndarray]:
-    """Comparisons and their `flipped` flags (False where absent) from JSONL or a datasets name/path."""
+    """Comparisons and their `flipped` flags (False where absent) from JSONL, Parquet or a datasets
+    name/path, in TRL's standard (prompt/chosen/rejected strings) or conversational (message lists) format."""
     path = Path(source)
-    if path.suffix in (".jsonl", ".json") or path.is_file():
+    if path.suffix in (".jsonl", ".json") or (path.is_file() and path.suffix != ".parquet"):
         rows = _rows_from_file(path)
     else:
         from datasets import load_dataset
 
         try:
-            ds = load_dataset(source, split=split)
+            if path.suffix == ".parquet":
+                if not path.is_file():
+                    raise GoodhartError(f"preference file {path} does not exist")
+                ds = load_dataset("parquet", data_files=str(path), split="train")
+            else:
+                ds = load_dataset(source, split=split)
         except (OSError, ValueError) as e:
             raise GoodhartError(f"could not load preference dataset {source!r}: {str(e).splitlines()[0]}") from None
-        missing = [k for k in FIELDS if k not in ds.column_names]
+        missing = [k for k in ("chosen", "rejected") if k not in ds.column_names]
         if missing:
             raise GoodhartError(f"preference dataset {source!r} lacks column(s) {', '.join(missing)}")
-        rows = list(ds)
+        rows = [normalise_preference(r) for r in ds]
+        bad = [i for i, r in enumerate(rows) if r is None]
+        if bad:
+            raise GoodhartError(f"preference dataset {source!r}: rows {bad[:5]} are neither prompt/chosen/rejected "
+                                "strings nor conversational message lists")
     if len(rows) < 4:
         raise GoodhartError(f"{source} has {len(rows)} usable preference rows; at least 4 are needed")
     data = Comparisons([r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows])
