@@ -104,6 +104,10 @@ class RunConfig(WorldStudy):
     """`goodhart run`: sample → label → train a proxy RM → Best-of-n gold vs proxy curves."""
 
     bon: BoNConfig = BoNConfig()
+    proxy: list[str] = Field([], description="use these RM checkpoints as the proxy, untrained here: one checkpoint "
+                                             "/ run / WARM / ensemble dir, or several for a mean ensemble")
+    proxy_chat_template: Literal["auto", "on", "off"] = Field(
+        "auto", description="score own proxies through their tokenizer's chat template (auto: where one exists)")
 
     @model_validator(mode="after")
     def _check(self):

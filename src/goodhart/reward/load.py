@@ -46,10 +46,18 @@ class RewardModel:
     method: str = "mean"
     lam: float = 1.0
     name: str = "rm"
+    chat_template: str = "off"  # on: render with each member's chat template; auto: where it has one
+
+    def _chat(self, tokenizer) -> bool:
+        has = getattr(tokenizer, "chat_template", None) is not None
+        if self.chat_template == "on" and not has:
+            raise GoodhartError(f"reward model {self.name}: chat_template=on but its tokenizer has no chat template")
+        return self.chat_template == "on" or (self.chat_template == "auto" and has)
 
     def member_scores(self, prompts: list[str], completions: list[str], max_length: int = 256) -> np.ndarray:
         """(M, B) scores of every member."""
-        return np.stack([score_pairs(m, t, prompts, completions, max_length=max_length) for m, t in self.members])
+        return np.stack([score_pairs(m, t, prompts, completions, max_length=max_length, chat=self._chat(t))
+                         for m, t in self.members])
 
     def score(self, prompts: list[str], completions: list[str], max_length: int = 256) -> np.ndarray:
         """(B,) aggregated score (SPEC §6)."""

@@ -4,8 +4,16 @@ import numpy as np
 import torch
 
 
-def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int):
-    """Tokenise (prompt, completion) as a text pair, truncating the longer side first, padded to the batch."""
+def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int, chat: bool = False):
+    """Tokenise (prompt, completion) as a text pair, truncating the longer side first, padded to the batch.
+
+    chat=True: render [user: prompt, assistant: completion] with the RM's own chat template instead
+    (RMs trained on conversations expect it; independent of the policy's template)."""
+    if chat:
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": c}],
+                                               tokenize=False) for p, c in zip(prompts, completions, strict=True)]
+        return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt",
+                         add_special_tokens=False)
     return tokenizer(prompts, completions, truncation="longest_first", max_length=max_length,
                      padding=True, return_tensors="pt")
 
@@ -17,7 +25,7 @@ def reward_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def score_pairs(model, tokenizer, prompts: list[str], completions: list[str],
-                batch_size: int = 64, max_length: int = 256) -> np.ndarray:
+                batch_size: int = 64, max_length: int = 256, chat: bool = False) -> np.ndarray:
     """Reward of each (prompt, completion) → (B,) float64. Batches sorted by length to cut padding."""
     model.eval()
     device = next(model.parameters()).device
@@ -25,6 +33,7 @@ def score_pairs(model, tokenizer, prompts: list[str], completions: list[str],
     out = np.empty(len(prompts))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        enc = encode_pairs(tokenizer, [prompts[i] for i in idx], [completions[i] for i in idx], max_length).to(device)
+        enc = encode_pairs(tokenizer, [prompts[i] for i in idx], [completions[i] for i in idx], max_length,
+                           chat).to(device)
         out[idx] = reward_from_logits(model(**enc).logits).float().cpu().numpy()
     return out

@@ -20,10 +20,12 @@ from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.policy.pool import policy_pool
 from goodhart.progress import console
-from goodhart.reward.data import world_preferences
+from goodhart.reward.data import VAL_PAIRS_MAX, world_preferences
+from goodhart.reward.labels import make_pairs
+from goodhart.reward.load import RewardModel
 from goodhart.reward.normalise import normalisation
 from goodhart.reward.run import fit_reward_model
-from goodhart.reward.score import score_pairs
+from goodhart.reward.train import pair_correct
 from goodhart.runs import SAMPLES, RunDir, save_checkpoint, write_jsonl
 from goodhart.worlds import World, load_world
 
@@ -64,6 +66,27 @@ def world_pools(world: World, cfg, train_prompts: list[str], eval_prompts: list[
     return comps, gold, pool, pool_gold
 
 
+def own_proxy(cfg: RunConfig) -> RewardModel:
+    """The user's RM(s) as the proxy: one checkpoint / run / WARM / ensemble dir, or several → a mean ensemble."""
+    from goodhart.reward.load import load_checkpoint, load_reward_model
+
+    trust = cfg.hf.trust_remote_code
+    if len(cfg.proxy) == 1:
+        rm = load_reward_model(cfg.proxy[0], trust)
+    else:
+        rm = RewardModel([load_checkpoint(p, trust) for p in cfg.proxy], "mean", name="ensemble")
+    rm.chat_template = cfg.proxy_chat_template
+    return rm
+
+
+def own_proxy_stats(rm: RewardModel, prompts, comps, gold, scores, seed: int) -> dict:
+    """Accuracy of an untrained-here proxy on gold-labelled within-prompt pairs of the pool."""
+    pairs = make_pairs(gold, np.random.default_rng(seed), VAL_PAIRS_MAX)
+    correct = pair_correct(scores[pairs[:, 0], pairs[:, 1]], scores[pairs[:, 0], pairs[:, 2]])
+    return {"rm/val_accuracy": float(np.mean(correct)), "rm/val_pairs": len(pairs), "rm/train_pairs": 0,
+            "rm/params": sum(p.numel() for m, _ in rm.members for p in m.parameters())}
+
+
 def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], comps: np.ndarray,
                 gold: np.ndarray, device: torch.device):
     """Gold-labelled comparisons → Bradley–Terry proxy; validation on held-out training prompts."""
@@ -101,16 +124,21 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
     console.print(f"[bold]goodhart run[/] world={world.name} → {run.path}")
 
     t = time.perf_counter()
-    train_comps, train_gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling,
-                                          cfg.seed, "sample train", cfg.cache)
+    train_comps = train_gold = None
+    if cfg.proxy:  # the user's own RM(s), used as they are: no training samples needed
+        rm = own_proxy(cfg).to(device)
+    else:
+        train_comps, train_gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling,
+                                              cfg.seed, "sample train", cfg.cache)
     t_sample_train = time.perf_counter() - t
-
-    proxy_model, proxy_tok, rm_stats = train_proxy(world, cfg, run, train_prompts, train_comps, train_gold, device)
-    console.print(f"proxy RM: validation accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs")
-    save_checkpoint(run, "proxy_rm", proxy_model, proxy_tok, card={
-        "trained on": f"{rm_stats['rm/train_pairs']} gold-labelled comparisons ({world.name} world, gold "
-                      f"{world.gold_name})", "label noise ρ": cfg.rm.label_noise,
-        "validation accuracy": f"{rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs"})
+    if not cfg.proxy:
+        proxy_model, proxy_tok, rm_stats = train_proxy(world, cfg, run, train_prompts, train_comps, train_gold, device)
+        console.print(f"proxy RM: validation accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs")
+        save_checkpoint(run, "proxy_rm", proxy_model, proxy_tok, card={
+            "trained on": f"{rm_stats['rm/train_pairs']} gold-labelled comparisons ({world.name} world, gold "
+                          f"{world.gold_name})", "label noise ρ": cfg.rm.label_noise,
+            "validation accuracy": f"{rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs"})
+        rm = RewardModel([(proxy_model, proxy_tok)], name="proxy_rm")
 
     t = time.perf_counter()
     N = cfg.data.eval_samples_per_prompt
@@ -118,15 +146,18 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
                                        cfg.cache)
     t_sample_eval = time.perf_counter() - t
     flat_prompts = [p for p in eval_prompts for _ in range(N)]
-    proxy_raw = score_pairs(proxy_model, proxy_tok, flat_prompts, list(eval_comps.ravel()),
-                            max_length=cfg.rm.max_length).reshape(gold_raw.shape)
+    proxy_raw = rm.score(flat_prompts, list(eval_comps.ravel()), max_length=cfg.rm.max_length).reshape(gold_raw.shape)
+    if cfg.proxy:
+        rm_stats = own_proxy_stats(rm, eval_prompts, eval_comps, gold_raw, proxy_raw, cfg.seed)
+        console.print(f"own proxy {rm.name}: accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} "
+                      "gold-labelled pairs of the evaluation pool")
 
     g_shift, g_scale = normalisation(gold_raw)
     p_shift, p_scale = normalisation(proxy_raw)
     gold, proxy = (gold_raw - g_shift) / g_scale, (proxy_raw - p_shift) / p_scale
     ns = np.asarray(cfg.bon.ns, dtype=np.int64) if cfg.bon.ns is not None else default_ns(N)
     common = {
-        "world": world.name, "gold_reward": world.gold_name, "rm_backbone": world.proxy_name,
+        "world": world.name, "gold_reward": world.gold_name, "rm_backbone": rm.name if cfg.proxy else world.proxy_name,
         "rm_params": rm_stats["rm/params"], "rm_pairs": rm_stats["rm/train_pairs"],
         "rm_val_acc": rm_stats["rm/val_accuracy"], "label_noise": cfg.rm.label_noise,
         "gold_shift": g_shift, "gold_scale": g_scale, "proxy_shift": p_shift, "proxy_scale": p_scale,
@@ -138,7 +169,8 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
     samples = [
         {"split": "train", "prompt": p, "completion": c, "gold": float(g)}
         for p, cs, gs in zip(train_prompts, train_comps, train_gold, strict=True) for c, g in zip(cs, gs, strict=True)
-    ] + [
+    ] if train_comps is not None else []
+    samples += [
         {"split": "eval", "prompt": p, "completion": c, "gold": float(g), "proxy": float(r)}
         for p, cs, gs, rs in zip(eval_prompts, eval_comps, gold_raw, proxy_raw, strict=True)
         for c, g, r in zip(cs, gs, rs, strict=True)
