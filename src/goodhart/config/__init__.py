@@ -52,6 +52,7 @@ class RewardModelConfig(Strict):
     label_temperature: float = Field(0.1, gt=0, description="τ for sampled labels")
     label_noise: float = Field(0.0, ge=0, le=0.5, description="fraction ρ of training labels flipped")
     weight_decay: float = Field(0.0, ge=0)
+    center_coef: float = Field(0.0, ge=0, description="reward centering: + coef·(r_chosen + r_rejected)² in the loss")
 
 
 class BoNConfig(Strict):

@@ -20,3 +20,9 @@ def bt_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> tuple[torch.Tensor,
         "reward/margin": margin.mean().item(),
     }
     return loss, stats
+
+
+def centering_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Mean (r(chosen) + r(rejected))²: pulls each pair's mean score to 0, fixing the BT loss's free
+    offset (Eisenstein et al. 2023, "reward centering"). chosen, rejected: (P,). Returns a scalar."""
+    return ((chosen + rejected) ** 2).mean()

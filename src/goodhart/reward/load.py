@@ -47,6 +47,7 @@ class RewardModel:
     lam: float = 1.0
     name: str = "rm"
     chat_template: str = "off"  # on: render with each member's chat template; auto: where it has one
+    normalise: bool = False  # apply each member's stored goodhart_normalisation (shift, scale) if it has one
 
     def _chat(self, tokenizer) -> bool:
         has = getattr(tokenizer, "chat_template", None) is not None
@@ -56,8 +57,12 @@ class RewardModel:
 
     def member_scores(self, prompts: list[str], completions: list[str], max_length: int = 256) -> np.ndarray:
         """(M, B) scores of every member."""
-        return np.stack([score_pairs(m, t, prompts, completions, max_length=max_length, chat=self._chat(t))
-                         for m, t in self.members])
+        out = []
+        for m, t in self.members:
+            s = score_pairs(m, t, prompts, completions, max_length=max_length, chat=self._chat(t))
+            norm = getattr(m.config, "goodhart_normalisation", None) if self.normalise else None
+            out.append((s - norm["shift"]) / norm["scale"] if norm else s)
+        return np.stack(out)
 
     def score(self, prompts: list[str], completions: list[str], max_length: int = 256) -> np.ndarray:
         """(B,) aggregated score (SPEC §6)."""

@@ -11,6 +11,8 @@ from goodhart.policy.pool import policy_pool
 from goodhart.progress import console
 from goodhart.reward.data import read_preferences, split_file_preferences, world_preferences
 from goodhart.reward.load import checkpoint_dir, load_checkpoint, load_reward_model
+from goodhart.reward.normalise import normalisation
+from goodhart.reward.score import score_pairs
 from goodhart.reward.train import Comparisons, evaluate_comparisons, pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
 from goodhart.runs import METRICS, RESULTS, RunDir, read_jsonl, save_checkpoint, write_jsonl
@@ -67,6 +69,14 @@ def train_ensemble(make_model, train: Comparisons, rm_cfg, members: int, dropout
     return models, tok
 
 
+def store_normalisation(model, tok, data: Comparisons, max_length: int) -> None:
+    """Save (shift, scale) of the model's scores on its training completions in its config
+    (`goodhart_normalisation`), so any loader can standardise it: (r − shift) / scale."""
+    texts = data.chosen + data.rejected
+    shift, scale = normalisation(score_pairs(model, tok, data.prompts * 2, texts, max_length=max_length))
+    model.config.goodhart_normalisation = {"shift": float(shift), "scale": float(scale), "on": "training completions"}
+
+
 def fit_reward_model(model, tok, train: Comparisons, val: Comparisons, flipped: np.ndarray, rm_cfg, seed: int,
                      log=None, **resume) -> dict:
     """Train, then measure clean validation accuracy and memorisation of flipped training labels.
@@ -74,7 +84,8 @@ def fit_reward_model(model, tok, train: Comparisons, val: Comparisons, flipped: 
     `resume`: state_file / checkpoint_every, passed to train_reward_model."""
     stats = train_reward_model(model, tok, train, lr=rm_cfg.lr, epochs=rm_cfg.epochs, batch_size=rm_cfg.batch_size,
                                max_length=rm_cfg.max_length, weight_decay=rm_cfg.weight_decay, seed=seed, log=log,
-                               **resume)
+                               center_coef=rm_cfg.center_coef, **resume)
+    store_normalisation(model, tok, train, rm_cfg.max_length)
     val_stats = evaluate_comparisons(model, tok, val, rm_cfg.max_length)
     stats |= {"rm/val_accuracy": val_stats["accuracy"], "rm/val_loss": val_stats["loss"],
               "rm/train_pairs": len(train), "rm/val_pairs": len(val), "rm/flipped_pairs": int(flipped.sum()),

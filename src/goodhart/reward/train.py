@@ -17,7 +17,7 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 from goodhart.progress import progress_bar
-from goodhart.reward.bt import bt_loss
+from goodhart.reward.bt import bt_loss, centering_loss
 from goodhart.reward.score import reward_from_logits, score_pairs
 from goodhart.runs import atomic_write_bytes
 
@@ -100,12 +100,13 @@ def _save_state(path: Path, model, opt, sched, step: int, losses: list[float]) -
 def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epochs: int, batch_size: int,
                        max_length: int, weight_decay: float = 0.0, seed: int = 0,
                        log: Callable[..., None] | None = None, phase: str = "rm", state_file: Path | None = None,
-                       checkpoint_every: int = 0) -> dict:
+                       checkpoint_every: int = 0, center_coef: float = 0.0) -> dict:
     """Train `model` in place with the Bradley–Terry loss; returns summary stats.
 
     Data order is shuffled each epoch by `seed` in length buckets; linear decay with 10% warm-up;
     grad norm clipped at 1.
     `log(**metrics)` receives one dict per step (`phase`, `loss/bt`, `reward/accuracy`, `reward/margin`, `lr`).
+    center_coef > 0 adds center_coef · (r_chosen + r_rejected)² (reward centering).
     With `state_file`, every `checkpoint_every` steps the weights, optimizer, schedule, torch RNG and
     step are saved there (atomically); if it exists at the start, training continues from it and ends
     where an uninterrupted run would (the data order is replayed from `seed`).
@@ -138,6 +139,10 @@ def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epoch
                 features = [enc_c[i] for i in batch] + [enc_r[i] for i in batch]
                 chosen, rejected = pair_scores(model, collate(features, tokenizer.pad_token_id, device), len(batch))
                 loss, stats = bt_loss(chosen, rejected)
+                if center_coef > 0:
+                    center = centering_loss(chosen, rejected)
+                    loss = loss + center_coef * center
+                    stats["loss/center"] = center.item()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
