@@ -123,10 +123,12 @@ class RunDir:
         return run
 
     @classmethod
-    def reopen(cls, path: str | Path, config: dict, may_change: tuple[str, ...] = ()) -> "RunDir":
-        """Continue the run in `path` under `config`; refuse when a key outside `may_change` differs."""
+    def reopen(cls, path: str | Path, config: dict, may_change: tuple[str, ...] = (), model=None) -> "RunDir":
+        """Continue the run in `path` under `config`; refuse when a key outside `may_change` differs.
+
+        `model` (the pydantic config class) fills keys added since the run began with their defaults."""
         run = cls(path)
-        saved = run.config()
+        saved = saved_config(run, model)
         differ = sorted(k for k in set(saved) | set(config) if k not in may_change and saved.get(k) != config.get(k))
         if differ:
             allowed = f" (only {', '.join(may_change)} may change)" if may_change else ""
@@ -171,6 +173,19 @@ def model_card(kind: str, model, facts: dict, config_file: Path | None = None) -
             f"model = {loader}.from_pretrained(PATH)\ntokenizer = AutoTokenizer.from_pretrained(PATH)\n```\n"
             "Made with goodhart (gold-vs-proxy reward-model overoptimization studies); the run directory "
             "above this checkpoint holds config.yaml, metrics.jsonl and results.jsonl.\n")
+
+
+def saved_config(run: "RunDir", model=None) -> dict:
+    """The run's config.yaml, re-validated through `model` when given (new keys get their defaults)."""
+    saved = run.config()
+    if model is None:
+        return saved
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(saved).model_dump(mode="json")
+    except ValidationError as e:
+        raise GoodhartError(f"{run.path / CONFIG} no longer validates ({e.errors()[0]['msg']}); start a new run") from None
 
 
 def save_checkpoint(run: RunDir, name: str, model, tokenizer, card: dict | None = None,

@@ -193,7 +193,7 @@ def drop_rows_from(run: RunDir, step: int) -> None:
 def _open_run(cfg, out: Path, resume: bool, overwrite: bool) -> RunDir:
     run = RunDir(out)
     if resume and run.file(STATE).is_file():
-        return RunDir.reopen(out, cfg.model_dump(mode="json"), may_change=("steps",))
+        return RunDir.reopen(out, cfg.model_dump(mode="json"), may_change=("steps",), model=type(cfg))
     return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
 
 

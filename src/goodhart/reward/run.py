@@ -106,7 +106,7 @@ def _open_rm_run(cfg, out: Path, overwrite: bool, resume: bool) -> tuple[RunDir,
         raise GoodhartError(f"{out} holds a finished RM run; nothing to resume")
     if not run.file(RM_STATE).is_file():  # killed before its first checkpoint: start again
         return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=True), 0
-    run = RunDir.reopen(out, cfg.model_dump(mode="json"))
+    run = RunDir.reopen(out, cfg.model_dump(mode="json"), model=type(cfg))
     import torch
 
     step = int(torch.load(run.file(RM_STATE), map_location="cpu", weights_only=True)["step"])

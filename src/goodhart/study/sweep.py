@@ -32,7 +32,16 @@ from goodhart.reward.run import train_ensemble
 from goodhart.reward.score import score_pairs
 from goodhart.reward.train import pair_correct
 from goodhart.reward.warm import weight_average
-from goodhart.runs import CONFIG, RESULTS, RunDir, atomic_write_text, read_jsonl, save_checkpoint, write_jsonl
+from goodhart.runs import (
+    CONFIG,
+    RESULTS,
+    RunDir,
+    atomic_write_text,
+    read_jsonl,
+    save_checkpoint,
+    saved_config,
+    write_jsonl,
+)
 from goodhart.study.bon_run import split_prompts
 from goodhart.study.fits import chance_test, fit_bon, fit_rl
 from goodhart.study.live import StudyTable
@@ -286,7 +295,7 @@ def finished_cells(cfg: StudyConfig, out: Path, overwrite: bool, resume: bool) -
     if not resume:
         raise GoodhartError(f"{out} already holds a study; pass --resume to continue it (finished cells are "
                             "skipped) or --overwrite to start again")
-    saved = RunDir(out).config()
+    saved = saved_config(RunDir(out), type(cfg))
     mine = cfg.model_dump(mode="json")
     differ = sorted(k for k in set(saved) | set(mine) if k not in ("grid", "policy") and saved.get(k) != mine.get(k))
     if differ:
@@ -316,7 +325,7 @@ def open_study(cfg: StudyConfig, out: Path, overwrite: bool, finished: dict | No
     config = cfg.model_dump(mode="json")
     if finished is None:
         return RunDir.create(out, config, overwrite=overwrite)
-    run = RunDir.reopen(out, config, may_change=("grid", "policy"))
+    run = RunDir.reopen(out, config, may_change=("grid", "policy"), model=type(cfg))
     write_jsonl(run.file(RESULTS), [r for rows in finished.values() for r in rows])
     return run
 
