@@ -104,6 +104,14 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.sinks: list = []  # TensorBoard / W&B beside metrics.jsonl (config `log_to`)
+
+    def attach_sinks(self, config: dict) -> "RunDir":
+        if config.get("log_to"):
+            from goodhart.sinks import make_sinks
+
+            self.sinks = make_sinks(self.path, config)
+        return self
 
     @classmethod
     def create(cls, path: str | Path, config: dict, overwrite: bool = False) -> "RunDir":
@@ -120,7 +128,7 @@ class RunDir:
             if (run.path / name).exists():
                 (run.path / name).unlink()
         atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
-        return run
+        return run.attach_sinks(config)
 
     @classmethod
     def reopen(cls, path: str | Path, config: dict, may_change: tuple[str, ...] = (), model=None) -> "RunDir":
@@ -134,13 +142,15 @@ class RunDir:
             allowed = f" (only {', '.join(may_change)} may change)" if may_change else ""
             raise GoodhartError(f"cannot resume {run.path}: its config differs in {', '.join(differ)}{allowed}")
         atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
-        return run
+        return run.attach_sinks(config)
 
     def file(self, name: str) -> Path:
         return self.path / name
 
     def log_metrics(self, **metrics) -> None:
         append_jsonl(self.path / METRICS, [metrics])
+        for sink in self.sinks:
+            sink.log(metrics)
 
     def append_results(self, rows: list[dict]) -> None:
         append_jsonl(self.path / RESULTS, rows)

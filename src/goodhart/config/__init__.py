@@ -99,6 +99,9 @@ class WorldStudy(Strict):
     data: DataConfig = DataConfig()
     rm: RewardModelConfig = RewardModelConfig()
     hf: HFWorldConfig = HFWorldConfig()
+    log_to: list[Literal["tensorboard", "wandb"]] = Field([], description="metric sinks beside metrics.jsonl "
+                                                                         "(extras goodhart[tensorboard] / [wandb])")
+    wandb_project: str = "goodhart"
 
 
 class RunConfig(WorldStudy):
@@ -135,6 +138,9 @@ class RMTrainConfig(Strict):
     prompts: int = Field(60, ge=2, description="world prompts sampled for comparisons")
     samples_per_prompt: int = Field(8, ge=2)
     checkpoint_every: int = Field(100, ge=0, description="steps between resumable training states (0: none)")
+    log_to: list[Literal["tensorboard", "wandb"]] = Field([], description="metric sinks beside metrics.jsonl "
+                                                                         "(extras goodhart[tensorboard] / [wandb])")
+    wandb_project: str = "goodhart"
     sampling: SamplingConfig = SamplingConfig()
     rm: RewardModelConfig = RewardModelConfig()
     hf: HFWorldConfig = HFWorldConfig()
@@ -206,6 +212,9 @@ class PolicyTrainConfig(Strict):
     eval_samples_per_prompt: int = Field(2, ge=1)
     eval_every: int = Field(5, ge=1)
     checkpoint_every: int = Field(10, ge=1)
+    log_to: list[Literal["tensorboard", "wandb"]] = Field([], description="metric sinks beside metrics.jsonl "
+                                                                         "(extras goodhart[tensorboard] / [wandb])")
+    wandb_project: str = "goodhart"
     sampling: SamplingConfig = SamplingConfig()
     hf: HFWorldConfig = HFWorldConfig()
 
