@@ -45,6 +45,8 @@ def test_every_cell_and_aggregation_has_a_curve_and_a_fit(study):
     assert curve[-1]["proxy"] > curve[0]["proxy"] + 0.5
     acc = {(r["rm_size"], r["data_size"]): r["val_acc"] for r in rm_cells if r["aggregation"] == "single"}
     assert acc[("full", 192)] > 0.5
+    ens = [r for r in _rows(study, "study") if r["aggregation"] == "ens_M2"]
+    assert ens and all(r["disagreement"] >= 0 for r in ens)  # member variance at the pick, on every BoN row
     samples = _rows(study, "study_sample")
     assert {r["at"] for r in samples} == {"n=1", "peak", "max n"} and all(r["completion"] for r in samples)
 

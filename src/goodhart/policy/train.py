@@ -21,6 +21,7 @@ from goodhart.policy.kl import k3_loss, kl_in_reward, kl_per_sequence, mean_stde
 from goodhart.policy.losses import nll_loss, pg_loss, rloo_advantages, shaped_reward
 from goodhart.policy.rollout import Rollout, encode_prompts, rollout, token_logprobs
 from goodhart.progress import console, progress_bar
+from goodhart.reward.ensemble import aggregate
 from goodhart.reward.load import load_reward_model
 from goodhart.reward.normalise import normalisation
 from goodhart.runs import (
@@ -153,7 +154,8 @@ class Trainer:
         ro = self.sample(self.policy, prompts, k)
         flat = [p for p in prompts for _ in range(k)]
         gold = self.world.gold_scores(flat, ro.texts)
-        proxy = self.rm.score(flat, ro.texts)
+        members = self.rm.member_scores(flat, ro.texts)
+        proxy = aggregate(members, self.rm.method, self.rm.lam)
         kl = kl_per_sequence(token_logprobs(self.policy, ro), token_logprobs(self.ref, ro), ro.valid_mask)
         if self.state["norm"] is None:  # the first evaluation is of the initial policy (SPEC §5)
             self.state["norm"] = {"gold": list(normalisation(gold)), "proxy": list(normalisation(proxy))}
@@ -163,7 +165,9 @@ class Trainer:
         return {"kl": k3, "kl_se": k3_se, "kl_k1": mean_stderr(kl["k1"])[0], "d": float(np.sqrt(max(k3, 0.0))),
                 "gold": float(g.mean()), "gold_se": float(g.std() / np.sqrt(len(g))), "proxy": float(p.mean()),
                 "proxy_se": float(p.std() / np.sqrt(len(p))), "gold_raw": float(gold.mean()),
-                "proxy_raw": float(proxy.mean())}
+                "proxy_raw": float(proxy.mean()),
+                # member disagreement (ensemble proxies): a gold-free overoptimization signal
+                "disagreement": float(members.var(axis=0).mean()) if len(members) > 1 else None}
 
     # --- resume ---------------------------------------------------------------------------
     def save(self, run: RunDir) -> None:
