@@ -109,7 +109,8 @@ def test_policy_cells_sweep_the_kl_penalty(tmp_path):
         assert [r["step"] for r in curve] == [0, 2, 4, 6, 8] and curve[0]["kl"] == pytest.approx(0, abs=1e-6)
         assert curve[-1]["kl"] > 0.01 and curve[-1]["proxy"] > curve[0]["proxy"]
     assert (out / "cells" / "full-n192-rho0-s0" / "rm" / "model.safetensors").is_file()
-    assert "study_methods" in build_report(out).read_text()
+    html = build_report(out).read_text()
+    assert "study_methods" in html and "a better frontier, or an earlier stop" in html
 
 
 def test_bad_study_input_is_one_line(tmp_path):

@@ -4,6 +4,7 @@ import base64
 import html
 import io
 
+import numpy as np
 import yaml
 
 from goodhart.report.study_plots import (
@@ -96,6 +97,34 @@ def _samples(rows: list[dict]) -> str:
             f"<th>at</th><th>prompt</th><th>completion</th><th>gold</th><th>proxy</th></tr>{body}</table>")
 
 
+def penalty_table(rows: list[dict]) -> str:
+    """Does a KL penalty move the gold-vs-KL frontier or only stop earlier? Each penalised run's final
+    gold against the unpenalised run's gold at the same KL (linear interpolation in KL)."""
+    curves: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("study") == "study" and r.get("method") not in (None, "bon") and "step" in r:
+            curves.setdefault((r["method"], r["rm_size"], r["data_size"], r.get("kl_penalty")), []).append(r)
+    body = []
+    for (method, size, data, beta), c in sorted(curves.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        base = curves.get((method, size, data, 0.0))
+        if not beta or base is None:
+            continue
+        c, base = sorted(c, key=lambda r: r["step"]), sorted(base, key=lambda r: r["kl"])
+        kl, gold = c[-1]["kl"], c[-1]["gold"]
+        if kl > base[-1]["kl"]:
+            continue
+        ref = float(np.interp(kl, [r["kl"] for r in base], [r["gold"] for r in base]))
+        body.append(f"<tr><td>{method}</td><td>{size}, {data}</td><td>{beta:g}</td><td>{kl:.2f}</td><td>{gold:.3f}</td>"
+                    f"<td>{ref:.3f}</td><td>{gold - ref:+.3f}</td></tr>")
+    if not body:
+        return ""
+    return ("<h2>KL penalty: a better frontier, or an earlier stop?</h2><p>Each penalised run's final gold against "
+            "the unpenalised run's gold at the same KL (interpolated). A difference near 0 (within the runs' "
+            "standard errors) means the penalty only stops the run earlier on the same frontier.</p><table><tr>"
+            "<th>method</th><th>RM</th><th>penalty</th><th>final KL</th><th>final gold</th><th>β = 0 gold at that KL"
+            f"</th><th>difference</th></tr>{''.join(body)}</table>")
+
+
 def study_report(run: RunDir, rows: list[dict]):
     """Write plots/study_*.{png,svg} and report.html for a study directory."""
     keys = headline(rows)
@@ -121,7 +150,7 @@ RL / J-BOND cells train the policy against the same RM (d = sqrt of the k3 KL es
 trained to imitate; both are normalised so the initial policy scores 0 with unit std. Fits: R_bon(d) = d(α − βd),
 R_rl(d) = d(α − β log d), least squares without intercept, 95% t intervals (SPEC §10). Headline slice:
 {html.escape(", ".join(f"{k} {v}" for k, v in keys.items()))}.</p>
-{sections}<h2>Fits</h2>{fits_table(rows)}{_samples(rows)}
+{sections}{penalty_table(rows)}<h2>Fits</h2>{fits_table(rows)}{_samples(rows)}
 <h2>Config</h2><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>
 <p>Data: <code>results.jsonl</code> ({len(rows)} rows). Rebuild with <code>goodhart report {html.escape(str(run.path))}</code>.</p>
 </body></html>"""
