@@ -64,29 +64,43 @@ R_LABEL = "reward (normalised: initial policy 0, std 1)"
 
 
 def plot_gao(rows: list[dict]) -> Figure:
-    """Gold (solid) and proxy (dashed) Best-of-n vs d, one colour per RM size, fits dotted, oracle grey."""
+    """Gold (solid) and proxy (dashed) Best-of-n vs d, one colour per RM size, fits dotted, oracle grey;
+    one panel per training-data size (headline aggregation, noise and seed)."""
     keys = headline(rows) | {"method": "bon"}
-    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
-    ax = _axes(fig, f"Best-of-n, {keys['data_size']} comparisons, ρ = {keys['label_noise']:g}: gold (solid), "
-               "proxy (dashed), fit (dotted)", D_LABEL, R_LABEL)
     curves = _by_cell(rows)
-    for i, size in enumerate(_sizes(rows)):
-        for (_, agg), curve in curves.items():
-            if curve[0].get("rm_size") == size and _match(curve[0] | {"aggregation": agg}, keys):
+    datas = sorted({c[0]["data_size"] for c in curves.values() if c[0].get("rm_size") is not None}) or [None]
+    cols = min(4, len(datas))
+    nrows = -(-len(datas) // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, cols, squeeze=False, sharey=True).ravel()
+    oracle = curves.get(("oracle", "gold"))
+    for ax, data in zip(axes, datas, strict=False):
+        ax.set_title(f"{data} comparisons", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.axhline(0, color="0.8", lw=0.8)
+        for i, size in enumerate(_sizes(rows)):
+            for (_, agg), curve in curves.items():
+                r0 = curve[0] | {"aggregation": agg}
+                if r0.get("rm_size") != size or r0["data_size"] != data or not _match(r0, keys, skip=("data_size",)):
+                    continue
                 d = [r["d"] for r in curve]
-                label = f"{size} ({curve[0]['rm_params'] / 1e6:.2g}M)"
-                ax.plot(d, [r["gold"] for r in curve], "-", color=f"C{i}", lw=2, label=label)
+                ax.plot(d, [r["gold"] for r in curve], "-", color=f"C{i}", lw=1.8,
+                        label=f"{size} ({curve[0]['rm_params'] / 1e6:.2g}M)")
                 ax.fill_between(d, [r["gold_lo"] for r in curve], [r["gold_hi"] for r in curve], color=f"C{i}",
-                                alpha=0.12, lw=0)
-                ax.plot(d, [r["proxy"] for r in curve], "--", color=f"C{i}", lw=1.5)
+                                alpha=0.1, lw=0)
+                ax.plot(d, [r["proxy"] for r in curve], "--", color=f"C{i}", lw=1)
                 fit = fit_of(curve)
                 if fit is not None:
-                    ax.plot(d, fit.predict(np.array(d)), ":", color=f"C{i}", lw=1.5)
-    oracle = curves.get(("oracle", "gold"))
-    if oracle:
-        ax.plot([r["d"] for r in oracle], [r["gold"] for r in oracle], "-", color="0.6", lw=1, label="gold-selected")
-    ax.axhline(0, color="0.8", lw=0.8)
-    ax.legend(fontsize=8, loc="upper left", title="RM size (non-embedding params)", title_fontsize=8)
+                    ax.plot(d, fit.predict(np.array(d)), ":", color=f"C{i}", lw=1.2)
+        if oracle:
+            ax.plot([r["d"] for r in oracle], [r["gold"] for r in oracle], "-", color="0.6", lw=0.8, label="gold-selected")
+        ax.set_xlabel(D_LABEL, fontsize=8)
+    for ax in axes[len(datas):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel(R_LABEL, fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper left", title="RM size (non-embedding)", title_fontsize=7)
+    fig.suptitle(f"Best-of-n: gold (solid, 95% band), proxy (dashed), fit d(α − βd) (dotted); "
+                 f"ρ = {keys.get('label_noise', 0):g}, {keys.get('aggregation', 'single')}", fontsize=10)
     return fig
 
 
@@ -161,7 +175,7 @@ def plot_peak_vs_data(rows: list[dict]) -> Figure:
                     capsize=3, label=size)
         for r in cells:
             if r["chance_p"] >= 0.05:  # not better than chance: hollow marker
-                ax.plot([r["data_size"]], [r["peak_gold"]], "o", color="white", mec=f"C{i}", ms=7)
+                ax.plot([r["data_size"]], [r["peak_gold"]], "o", color="white", mec=f"C{i}", ms=7, zorder=5)
         if th.get(size) is not None:
             ax.axvline(th[size], color=f"C{i}", ls=":", lw=1)
     ax.legend(fontsize=8, title="RM size", title_fontsize=8)
