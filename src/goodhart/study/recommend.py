@@ -50,14 +50,18 @@ def recommend_n(ns, gold, tolerance: float = 0.1) -> dict:
 
 
 def _pool_from_samples(run: RunDir) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(proxy, gold) of the evaluation pool as (B, N) arrays, normalised as the run's results are."""
+    """(proxy, gold) of the evaluation pool as (B, N) arrays, normalised as the run's results are.
+
+    samples.jsonl holds the pool prompt by prompt, N = pool_n rows each (as `goodhart run` writes it)."""
     rows = [r for r in read_jsonl(run.file(SAMPLES)) if r.get("split") == "eval"]
-    prompts = list(dict.fromkeys(r["prompt"] for r in rows))
-    by = {p: [r for r in rows if r["prompt"] == p] for p in prompts}
-    N = min(len(v) for v in by.values())
-    gold = np.array([[r["gold"] for r in by[p][:N]] for p in prompts])
-    proxy = np.array([[r["proxy"] for r in by[p][:N]] for p in prompts])
     top = next(r for r in run.results() if r.get("reward_model") == "proxy")
+    N = int(top["pool_n"])
+    if not rows or len(rows) % N:
+        raise GoodhartError(f"{run.file(SAMPLES)} does not hold whole pools of N = {N} evaluation samples")
+    B = len(rows) // N
+    gold = np.array([r["gold"] for r in rows]).reshape(B, N)
+    proxy = np.array([r["proxy"] for r in rows]).reshape(B, N)
+    prompts = [rows[b * N]["prompt"] for b in range(B)]
     return ((proxy - top["proxy_shift"]) / top["proxy_scale"], (gold - top["gold_shift"]) / top["gold_scale"], prompts)
 
 
