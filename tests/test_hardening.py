@@ -74,7 +74,7 @@ def test_cli_is_offline_unless_opted_in():
 def test_ctrl_c_says_how_to_resume(tmp_path):
     out = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-m", "goodhart.cli", "study", "--world", "smoke", "--out", str(out),
-                             "--set", "grid.data_sizes=[48,96,192,384]"], stderr=subprocess.PIPE, text=True,
+                             "--set", "grid.data_sizes=[48,96,192,384]", "--set", "rm.epochs=40"], stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
     deadline = time.monotonic() + 120
     while not (out / "results.jsonl").is_file():
