@@ -46,7 +46,10 @@ def make_llm_judge(model_dir: str, rubric: str, yes: str = " yes", no: str = " n
         for start in range(0, len(pairs), batch_size):
             texts = [template.format(rubric=rubric, prompt=p, completion=c) for p, c in pairs[start:start + batch_size]]
             enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-            logp = torch.log_softmax(model(**enc).logits[:, -1].float(), dim=-1)
+            # left padding: positions count from each row's first real token (as generate() does)
+            positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], position_ids=positions).logits
+            logp = torch.log_softmax(logits[:, -1].float(), dim=-1)
             out[start:start + len(texts)] = (logp[:, ids[0]] - logp[:, ids[1]]).numpy()
         return out
 
