@@ -308,14 +308,16 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    interrupted = ("interrupted: the run directory keeps everything written so far; rerun the same command with "
+                   "--resume to continue (policy train, rm train, study)")
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns exit codes instead of raising (typer turns Ctrl-C into 130)
+        rc = app(standalone_mode=False)
     except GoodhartError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: the run directory keeps everything written so far; rerun the same command with "
-              "--resume to continue (policy train, rm train, study)", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -328,6 +330,10 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
+    if rc == 130:
+        print(interrupted, file=sys.stderr)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from goodhart.errors import GoodhartError
 
 WorldName = Literal["smoke", "sentiment", "hf"]
+
+
+def _on_off(value):
+    """YAML reads on/off as booleans; for the on|off|auto switches they mean "on" / "off"."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class Strict(BaseModel):
@@ -81,6 +86,11 @@ class HFWorldConfig(Strict):
     chat_template: Literal["auto", "on", "off"] = "auto"
     trust_remote_code: bool = False
 
+    @field_validator("chat_template", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v):
+        return _on_off(v)
+
     @model_validator(mode="after")
     def _check_template(self):
         if "{prompt}" not in self.prompt_template:
@@ -112,6 +122,11 @@ class RunConfig(WorldStudy):
                                              "/ run / WARM / ensemble dir, or several for a mean ensemble")
     proxy_chat_template: Literal["auto", "on", "off"] = Field(
         "auto", description="score own proxies through their tokenizer's chat template (auto: where one exists)")
+
+    @field_validator("proxy_chat_template", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v):
+        return _on_off(v)
 
     @model_validator(mode="after")
     def _check(self):
