@@ -73,15 +73,21 @@ def test_cli_is_offline_unless_opted_in():
 
 def test_ctrl_c_says_how_to_resume(tmp_path):
     out = tmp_path / "s"
+    # a shell that runs the tests in the background ignores SIGINT for its children; undo that, as a
+    # terminal would deliver Ctrl-C
     proc = subprocess.Popen([sys.executable, "-m", "goodhart.cli", "study", "--world", "smoke", "--out", str(out),
-                             "--set", "grid.data_sizes=[48,96,192,384]", "--set", "rm.epochs=40"], stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    deadline = time.monotonic() + 120
-    while not (out / "results.jsonl").is_file():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+                             "--set", "grid.data_sizes=[48,96,192,384]", "--set", "rm.epochs=40"],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "results.jsonl").is_file():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130 and "--resume" in err.splitlines()[-1] and "Traceback" not in err
 
 

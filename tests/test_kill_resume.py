@@ -19,13 +19,15 @@ def _kill_when(args: list[str], ready, timeout: float = 240) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "-m", "goodhart.cli", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, "the run finished before it could be killed"
-        assert time.monotonic() < deadline, "timed out waiting for the kill point"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, "the run finished before it could be killed"
+            assert time.monotonic() < deadline, "timed out waiting for the kill point"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
 
 def _same(a: list[dict], b: list[dict], skip=("train_s", "reward_model")) -> None:
