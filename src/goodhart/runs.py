@@ -71,19 +71,21 @@ def append_jsonl(path: str | Path, rows: list[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL table; a malformed line is reported with its line number."""
-    return [row for _, row in iter_jsonl(path)]
+def read_jsonl(path: str | Path, torn_tail: bool = False) -> list[dict]:
+    """Read a JSONL table; a malformed line is reported with its line number.
+
+    torn_tail: ignore a last line without its newline (an append cut short by a kill)."""
+    return [row for _, row in iter_jsonl(path, torn_tail=torn_tail)]
 
 
-def iter_jsonl(path: str | Path, what: str = "file"):
+def iter_jsonl(path: str | Path, what: str = "file", torn_tail: bool = False):
     """Yield (line number, object) for each non-blank line; bad JSON or a non-object names its line."""
     path = Path(path)
     if not path.is_file():
         raise GoodhartError(f"{what} {path} does not exist")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
-            if not line.strip():
+            if not line.strip() or (torn_tail and not line.endswith("\n")):
                 continue
             try:
                 row = json.loads(line)
@@ -136,11 +138,7 @@ class RunDir:
 
         `model` (the pydantic config class) fills keys added since the run began with their defaults."""
         run = cls(path)
-        saved = saved_config(run, model)
-        differ = sorted(k for k in set(saved) | set(config) if k not in may_change and saved.get(k) != config.get(k))
-        if differ:
-            allowed = f" (only {', '.join(may_change)} may change)" if may_change else ""
-            raise GoodhartError(f"cannot resume {run.path}: its config differs in {', '.join(differ)}{allowed}")
+        check_resumable(run, config, may_change, model)
         atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
         return run.attach_sinks(config)
 
@@ -183,6 +181,15 @@ def model_card(kind: str, model, facts: dict, config_file: Path | None = None) -
             f"model = {loader}.from_pretrained(PATH)\ntokenizer = AutoTokenizer.from_pretrained(PATH)\n```\n"
             "Made with goodhart (gold-vs-proxy reward-model overoptimization studies); the run directory "
             "above this checkpoint holds config.yaml, metrics.jsonl and results.jsonl.\n")
+
+
+def check_resumable(run: "RunDir", config: dict, may_change: tuple[str, ...] = (), model=None) -> None:
+    """Refuse to continue `run` under `config` when a key outside `may_change` differs from its saved config."""
+    saved = saved_config(run, model)
+    differ = sorted(k for k in set(saved) | set(config) if k not in may_change and saved.get(k) != config.get(k))
+    if differ:
+        allowed = f" (only {', '.join(may_change)} may change)" if may_change else ""
+        raise GoodhartError(f"cannot resume {run.path}: its config differs in {', '.join(differ)}{allowed}")
 
 
 def saved_config(run: "RunDir", model=None) -> dict:

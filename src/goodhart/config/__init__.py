@@ -5,10 +5,10 @@ with a one-line GoodhartError that names the key.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from goodhart.errors import GoodhartError
 
@@ -18,6 +18,10 @@ WorldName = Literal["smoke", "sentiment", "hf"]
 def _on_off(value):
     """YAML reads on/off as booleans; for the on|off|auto switches they mean "on" / "off"."""
     return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+# YAML reads on/off as booleans; for these switches they mean "on" / "off"
+OnOffAuto = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
 
 
 class Strict(BaseModel):
@@ -83,13 +87,8 @@ class HFWorldConfig(Strict):
     gold: str | None = Field(None, description="sequence-classification checkpoint dir, or module:function")
     proxy_backbone: str | None = Field(None, description="encoder checkpoint for the proxy RM (num_labels=1 head)")
     prompt_template: str = Field("{prompt}", description="text given to the policy; {prompt} is replaced")
-    chat_template: Literal["auto", "on", "off"] = "auto"
+    chat_template: OnOffAuto = "auto"
     trust_remote_code: bool = False
-
-    @field_validator("chat_template", mode="before")
-    @classmethod
-    def _yaml_on_off(cls, v):
-        return _on_off(v)
 
     @model_validator(mode="after")
     def _check_template(self):
@@ -120,13 +119,8 @@ class RunConfig(WorldStudy):
     bon: BoNConfig = BoNConfig()
     proxy: list[str] = Field([], description="use these RM checkpoints as the proxy, untrained here: one checkpoint "
                                              "/ run / WARM / ensemble dir, or several for a mean ensemble")
-    proxy_chat_template: Literal["auto", "on", "off"] = Field(
+    proxy_chat_template: OnOffAuto = Field(
         "auto", description="score own proxies through their tokenizer's chat template (auto: where one exists)")
-
-    @field_validator("proxy_chat_template", mode="before")
-    @classmethod
-    def _yaml_on_off(cls, v):
-        return _on_off(v)
 
     @model_validator(mode="after")
     def _check(self):

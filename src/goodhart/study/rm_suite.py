@@ -73,16 +73,21 @@ def _standardised(scores: dict) -> dict:
     return {k: (v - shift) / scale for k, v in scores.items()}
 
 
+def standardised_scores(model, tok, sets: dict, max_length: int) -> dict:
+    """Scores of every named set, standardised on the set named "pool" (initial-policy samples, SPEC §5)."""
+    return _standardised(score_sets(model, tok, sets, max_length))
+
+
 def selector_scores(members, tok, sets, cfg) -> dict:
     """{rm name: {set: scores}} for members, ENS mean / WCO / UWO and WARM at each size."""
-    per_member = [_standardised(score_sets(m, tok, sets, cfg.rm.max_length)) for m in members]
+    per_member = [standardised_scores(m, tok, sets, cfg.rm.max_length) for m in members]
     out = {f"member_{m}": s for m, s in enumerate(per_member)}
     for k in cfg.warm_sizes:
         for method in ("mean", "wco", "uwo"):
             out[f"{'ens_' if method == 'mean' else ''}{method}_M{k}"] = {
                 key: aggregate(np.stack([s[key] for s in per_member[:k]]), method, cfg.uwo_lam) for key in sets
             }
-        out[f"warm_M{k}"] = _standardised(score_sets(weight_average(members[:k]), tok, sets, cfg.rm.max_length))
+        out[f"warm_M{k}"] = standardised_scores(weight_average(members[:k]), tok, sets, cfg.rm.max_length)
     return out
 
 

@@ -22,10 +22,10 @@ from goodhart.progress import console
 from goodhart.reward.data import world_preferences
 from goodhart.reward.normalise import normalisation
 from goodhart.reward.run import train_ensemble
-from goodhart.reward.score import score_pairs
 from goodhart.runs import atomic_write_text
 from goodhart.study.bon_run import start_study, world_pools
 from goodhart.study.recommend import recommend_n
+from goodhart.study.rm_suite import standardised_scores
 
 
 def alarm_n(ns, signal, ratio: float) -> int:
@@ -44,13 +44,8 @@ def fixed_kl_n(ns, kl: float) -> int:
 
 def _member_scores(members, tok, prompts: list[str], pool: np.ndarray, max_length: int) -> np.ndarray:
     """(M, B, N) member scores, each standardised on the pool (initial policy, SPEC §5)."""
-    flat_p = [p for p in prompts for _ in range(pool.shape[1])]
-    out = []
-    for m in members:
-        s = score_pairs(m, tok, flat_p, list(pool.ravel()), max_length=max_length).reshape(pool.shape)
-        shift, scale = normalisation(s)
-        out.append((s - shift) / scale)
-    return np.stack(out)
+    texts = {"pool": ([p for p in prompts for _ in range(pool.shape[1])], list(pool.ravel()))}
+    return np.stack([standardised_scores(m, tok, texts, max_length)["pool"].reshape(pool.shape) for m in members])
 
 
 def stopping_table(gold: np.ndarray, members: np.ndarray, cfg, seed: int) -> tuple[list[dict], dict]:

@@ -29,24 +29,24 @@ from goodhart.reward.ensemble import aggregate
 from goodhart.reward.family import count_params, shrink, sized_config
 from goodhart.reward.normalise import normalisation
 from goodhart.reward.run import train_ensemble
-from goodhart.reward.score import score_pairs
 from goodhart.reward.train import pair_correct
 from goodhart.reward.warm import weight_average
 from goodhart.runs import (
     CONFIG,
     RESULTS,
     RunDir,
-    atomic_write_text,
+    check_resumable,
     read_jsonl,
     save_checkpoint,
-    saved_config,
     write_jsonl,
 )
 from goodhart.study.bon_run import split_prompts
 from goodhart.study.fits import chance_test, fit_bon, fit_rl
 from goodhart.study.live import StudyTable
+from goodhart.study.rm_suite import standardised_scores
 
 ORACLE = "oracle"
+MAY_CHANGE = ("grid", "policy")  # a resumed study may grow its grid and policy cells, nothing else
 
 
 @dataclass(frozen=True)
@@ -180,13 +180,6 @@ def _train_members(cfg: StudyConfig, pools: Pools, cell: Cell, train, run: RunDi
                           log=lambda **kw: run.log_metrics(cell=cell.id, **kw), lr=lr)
 
 
-def _scores(model, tok, texts: dict, max_length: int) -> dict:
-    """Scores of every named text set, standardised on the evaluation pool (initial policy, SPEC §5)."""
-    raw = {k: score_pairs(model, tok, p, c, max_length=max_length) for k, (p, c) in texts.items()}
-    shift, scale = normalisation(raw["pool"])
-    return {k: (v - shift) / scale for k, v in raw.items()}
-
-
 def sample_rows(cfg: StudyConfig, pools: Pools, cell_id: str, select: np.ndarray, peak_n: int) -> list[dict]:
     """Best-of-n picks at n = 1, the gold peak and the largest n for a few eval prompts (seeded subsets)."""
     rng = np.random.default_rng(zlib.crc32(cell_id.encode()))
@@ -209,7 +202,7 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
     members, tok = _train_members(cfg, pools, cell, train, run)
     train_s = time.perf_counter() - t
     texts = {"val_c": (val.prompts, val.chosen), "val_r": (val.prompts, val.rejected), "pool": pools.pool_texts()}
-    per_member = [_scores(m, tok, texts, cfg.rm.max_length) for m in members]
+    per_member = [standardised_scores(m, tok, texts, cfg.rm.max_length) for m in members]
     rms = {}
     for agg in cfg.grid.aggregation:
         if agg == "single":
@@ -217,21 +210,23 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
         elif agg == "ens":
             rms[f"ens_M{len(members)}"] = {k: aggregate(np.stack([s[k] for s in per_member])) for k in texts}
         else:
-            rms[f"warm_M{len(members)}"] = _scores(weight_average(members), tok, texts, cfg.rm.max_length)
+            rms[f"warm_M{len(members)}"] = standardised_scores(weight_average(members), tok, texts, cfg.rm.max_length)
     non_embed, total = count_params(members[0])
     common = {"study": "study", "cell": cell.id, "method": "bon", "world": pools.world.name,
               "rm_size": cell.rm_size, "rm_params": non_embed, "rm_params_total": total,
               "data_size": cell.data_size, "rm_pairs": len(train), "label_noise": cell.label_noise, "seed": cell.seed}
+    # member disagreement at the pick: a gold-free overoptimization signal (ensembles only)
+    var = np.var(np.stack([m["pool"] for m in per_member]), axis=0).reshape(pools.pool.shape)
     rows, heads = [], []
     for name, s in rms.items():
         select = s["pool"].reshape(pools.pool.shape)
         curve = bon_curve(select, pools, cfg.bon.bootstrap, cell.seed)
-        if len(members) > 1:  # member disagreement at the pick: a gold-free overoptimization signal
-            var = np.var(np.stack([m["pool"] for m in per_member]), axis=0).reshape(pools.pool.shape)
+        if len(members) > 1:
             for p, v in zip(curve["points"], bon_estimate(select, var, pools.ns).mean(axis=0), strict=True):
                 p["disagreement"] = float(v)
-        correct = int(np.sum(pair_correct(s["val_c"], s["val_r"]) == 1.0))
-        summary = {"val_acc": float(np.mean(pair_correct(s["val_c"], s["val_r"]))), "val_correct": correct,
+        hits = pair_correct(s["val_c"], s["val_r"])
+        correct = int(np.sum(hits == 1.0))
+        summary = {"val_acc": float(np.mean(hits)), "val_correct": correct,
                    "val_pairs": len(val), "chance_p": chance_test(correct, len(val)), "train_s": train_s,
                    "members": len(members) if name != "single" else 1}
         rows += [common | {"aggregation": name} | p for p in curve["points"]]
@@ -295,23 +290,11 @@ def finished_cells(cfg: StudyConfig, out: Path, overwrite: bool, resume: bool) -
     if not resume:
         raise GoodhartError(f"{out} already holds a study; pass --resume to continue it (finished cells are "
                             "skipped) or --overwrite to start again")
-    saved = saved_config(RunDir(out), type(cfg))
-    mine = cfg.model_dump(mode="json")
-    differ = sorted(k for k in set(saved) | set(mine) if k not in ("grid", "policy") and saved.get(k) != mine.get(k))
-    if differ:
-        raise GoodhartError(f"cannot resume {out}: its config differs in {', '.join(differ)} (only grid and policy "
-                            "may change)")
+    check_resumable(RunDir(out), cfg.model_dump(mode="json"), MAY_CHANGE, type(cfg))
     results = out / RESULTS
     if not results.is_file():
         return {}
-    text = results.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines = lines[:-1]
-    whole = out / f".{RESULTS}.whole"
-    atomic_write_text(whole, "".join(lines))
-    rows = read_jsonl(whole)
-    whole.unlink()
+    rows = read_jsonl(results, torn_tail=True)
     done = {r["cell"] for r in rows if r.get("study") == "study_cell"}
     by_cell: dict[str, list[dict]] = {}
     for r in rows:
@@ -325,7 +308,7 @@ def open_study(cfg: StudyConfig, out: Path, overwrite: bool, finished: dict | No
     config = cfg.model_dump(mode="json")
     if finished is None:
         return RunDir.create(out, config, overwrite=overwrite)
-    run = RunDir.reopen(out, config, may_change=("grid", "policy"), model=type(cfg))
+    run = RunDir.reopen(out, config, may_change=MAY_CHANGE, model=type(cfg))
     write_jsonl(run.file(RESULTS), [r for rows in finished.values() for r in rows])
     return run
 
