@@ -33,3 +33,12 @@ def test_centering_pulls_scores_to_zero_and_constants_are_stored(tmp_path):
     assert means["centred"] < means["plain"] or means["centred"] < 0.05
     metrics = read_jsonl(tmp_path / "centred" / "metrics.jsonl")
     assert any("loss/center" in m for m in metrics)
+
+
+def test_centering_loss_hand_value():
+    import torch
+
+    from goodhart.reward.bt import centering_loss
+
+    # pairs (1, 2) and (−1, 0): ((1 + 2)² + (−1 + 0)²) / 2 = (9 + 1) / 2 = 5
+    assert centering_loss(torch.tensor([1.0, -1.0]), torch.tensor([2.0, 0.0])).item() == 5.0
