@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from goodhart.errors import GoodhartError
+from goodhart.runs import writer
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
 WorldOpt = Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")]
@@ -302,6 +303,24 @@ def _floats(text: str) -> list[float]:
         raise GoodhartError(f"--weights expects comma-separated numbers, got {text!r}") from None
 
 
+TORCHRUN_COMMANDS = (["run"], ["rm", "train"], ["policy", "train"])  # the commands split across processes
+
+
+def _check_torchrun(argv: list[str]) -> None:
+    """Under torchrun, refuse (one line) the commands that run in one process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    words = []
+    for arg in argv:
+        if arg.startswith("-") or len(words) == 2:
+            break
+        words.append(arg)
+    if words[:1] == ["run"] or words[:2] in TORCHRUN_COMMANDS:
+        return
+    raise GoodhartError(f"`goodhart {' '.join(words)}` runs in one process; run it without torchrun (under torchrun: "
+                        "goodhart run, rm train, policy train)")
+
+
 def main() -> None:
     # Offline by default: with a hub id and no network, transformers retries for ~45 s before failing.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -312,9 +331,15 @@ def main() -> None:
                    "--resume to continue (policy train, rm train, study)")
     try:
         # without standalone mode click returns exit codes instead of raising (typer turns Ctrl-C into 130)
+        _check_torchrun(sys.argv[1:])
         rc = app(standalone_mode=False)
     except GoodhartError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if writer():  # under torchrun every rank raises the same error; rank 0 says it
+            print(f"error: {e}", file=sys.stderr)
+        else:  # let rank 0 say it before torchrun, seeing this rank exit, stops the others
+            import time
+
+            time.sleep(2)
         sys.exit(2)
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
@@ -330,6 +355,9 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
+    finally:
+        if "goodhart.dist" in sys.modules:  # leave torchrun's process group cleanly
+            sys.modules["goodhart.dist"].teardown()
     if rc == 130:
         print(interrupted, file=sys.stderr)
     if isinstance(rc, int) and rc:

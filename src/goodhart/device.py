@@ -1,10 +1,12 @@
-"""Seeds and the one place where the torch device is chosen."""
+"""Seeds, the one place where the torch device is chosen, and mixed precision."""
 
+import contextlib
 import random
 
 import numpy as np
 import torch
 
+from goodhart import dist
 from goodhart.errors import GoodhartError
 
 
@@ -15,7 +17,18 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' → cuda when available, else cpu; 'cuda' without a GPU is a user error."""
+    """'auto' → cuda when available, else cpu; 'cuda' without a GPU is a user error.
+
+    Under torchrun this also joins the process group, and a CUDA run takes the GPU of its LOCAL_RANK."""
     if name == "cuda" and not torch.cuda.is_available():
         raise GoodhartError("device 'cuda' was asked for but no CUDA GPU is available; use device=auto or cpu")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+    use_cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
+    local = dist.setup(use_cuda)
+    return local if local is not None else torch.device("cuda" if use_cuda else "cpu")
+
+
+def autocast(device: torch.device, precision: str):
+    """Context for forward passes: bf16 autocast when precision == 'bf16' (weights and optimizer stay fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -45,6 +45,10 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
     cuda = torch.cuda.is_available()
     rows.append(("device", True, f"cuda: {torch.cuda.get_device_name(0)}" if cuda else
                  f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"))
+    td = torch.distributed
+    backends = [b for b, ok in (("gloo", td.is_available() and td.is_gloo_available()),
+                                ("nccl", td.is_available() and td.is_nccl_available() and cuda)) if ok]
+    rows.append(("torchrun backends", True, ", ".join(backends) or "none (one process only)"))
     rows.append(("HF_HUB_OFFLINE", True, os.environ.get("HF_HUB_OFFLINE", "unset") +
                  " (the CLI sets 1 unless you export HF_HUB_OFFLINE=0)"))
     from goodhart.errors import GoodhartError

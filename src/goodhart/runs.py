@@ -96,6 +96,19 @@ def iter_jsonl(path: str | Path, what: str = "file", torn_tail: bool = False):
             yield lineno, row
 
 
+def writer() -> bool:
+    """Whether this process writes run directories: always, except ranks ≠ 0 under torchrun (RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _all_checked() -> None:
+    """Under torchrun: wait until every rank has checked the run directory before rank 0 changes it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from goodhart import dist
+
+        dist.barrier()
+
+
 def cache_dir() -> Path:
     """User cache for converted models and policy-sample pools: $GOODHART_CACHE or ~/.cache/goodhart."""
     return Path(os.environ.get("GOODHART_CACHE", Path.home() / ".cache" / "goodhart"))
@@ -107,9 +120,10 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.sinks: list = []  # TensorBoard / W&B beside metrics.jsonl (config `log_to`)
+        self.writer = writer()  # under torchrun only rank 0 writes; the other ranks' writes are no-ops
 
     def attach_sinks(self, config: dict) -> "RunDir":
-        if config.get("log_to"):
+        if config.get("log_to") and self.writer:
             from goodhart.sinks import make_sinks
 
             self.sinks = make_sinks(self.path, config)
@@ -125,6 +139,9 @@ class RunDir:
             raise GoodhartError(
                 f"{run.path} already holds a run; choose another --out or pass --overwrite to replace it"
             )
+        _all_checked()
+        if not run.writer:
+            return run
         run.path.mkdir(parents=True, exist_ok=True)
         for name in (METRICS, RESULTS, SAMPLES):
             if (run.path / name).exists():
@@ -139,19 +156,24 @@ class RunDir:
         `model` (the pydantic config class) fills keys added since the run began with their defaults."""
         run = cls(path)
         check_resumable(run, config, may_change, model)
-        atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
+        _all_checked()
+        if run.writer:
+            atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
         return run.attach_sinks(config)
 
     def file(self, name: str) -> Path:
         return self.path / name
 
     def log_metrics(self, **metrics) -> None:
+        if not self.writer:
+            return
         append_jsonl(self.path / METRICS, [metrics])
         for sink in self.sinks:
             sink.log(metrics)
 
     def append_results(self, rows: list[dict]) -> None:
-        append_jsonl(self.path / RESULTS, rows)
+        if self.writer:
+            append_jsonl(self.path / RESULTS, rows)
 
     def results(self) -> list[dict]:
         return read_jsonl(self.path / RESULTS)
@@ -206,15 +228,18 @@ def saved_config(run: "RunDir", model=None) -> dict:
 
 
 def save_checkpoint(run: RunDir, name: str, model, tokenizer, card: dict | None = None,
-                    kind: str = "reward model") -> Path:
+                    kind: str = "reward model", state_dict: dict | None = None) -> Path:
     """save_pretrained (safetensors) model + tokenizer + model card README.md into run/name, via a temp
-    dir and a rename. `card`: facts for the card (data size, label noise, validation accuracy, …)."""
+    dir and a rename. `card`: facts for the card (data size, label noise, validation accuracy, …).
+    `state_dict`: the weights to save when the model's own are sharded (FSDP). Rank 0 only under torchrun."""
     import shutil
 
     target = run.path / name
+    if not run.writer:
+        return target
     tmp = Path(tempfile.mkdtemp(dir=run.path, prefix=f".{name}."))
     os.chmod(tmp, 0o777 & ~_umask())
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(tmp)
     (tmp / "README.md").write_text(model_card(kind, model, card or {}, run.path / CONFIG), encoding="utf-8")
     if target.exists():

@@ -35,6 +35,8 @@ class SamplingConfig(Strict):
     temperature: float = Field(1.0, gt=0, description="sampling temperature (1.0 = the policy itself)")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling; 1.0 = pure sampling (Gao)")
     batch_size: int = Field(64, ge=1, description="sequences per generate() call")
+    engine: Literal["hf", "vllm"] = Field(
+        "hf", description="Best-of-n pools: transformers generate (hf) or vLLM (extra goodhart[vllm], GPU only)")
 
 
 class DataConfig(Strict):
@@ -97,12 +99,22 @@ class HFWorldConfig(Strict):
         return self
 
 
-class WorldStudy(Strict):
+class Compute(Strict):
+    """Where tensors run; under torchrun, how training is split across processes (README "Scaling out")."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: autocast forward passes to bfloat16 (GPU runs); weights and optimizer stay fp32")
+    parallel: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="under torchrun: ddp (a full model per process) or fsdp (parameters sharded across "
+                           "processes, for models that do not fit one device)")
+
+
+class WorldStudy(Compute):
     """Settings every world-level study shares: which world, seeds, device, sampling, data, RM training."""
 
     world: WorldName = "sentiment"
     seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     cache: bool = Field(True, description="reuse policy samples cached for the same world, prompts and settings")
     sampling: SamplingConfig = SamplingConfig()
     data: DataConfig = DataConfig()
@@ -131,7 +143,7 @@ class RunConfig(WorldStudy):
         return self
 
 
-class RMTrainConfig(Strict):
+class RMTrainConfig(Compute):
     """`goodhart rm train`: one Bradley–Terry RM from a preference file or a world's gold-labelled samples."""
 
     world: WorldName = "sentiment"
@@ -142,7 +154,6 @@ class RMTrainConfig(Strict):
     init_from: str | None = Field(None, description="fine-tune from this RM checkpoint (a shared WARM initialisation)")
     dropout: float | None = Field(None, ge=0, lt=1, description="set every dropout probability of the model")
     seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     cache: bool = True
     prompts: int = Field(60, ge=2, description="world prompts sampled for comparisons")
     samples_per_prompt: int = Field(8, ge=2)
@@ -190,7 +201,7 @@ class RMSuiteConfig(WorldStudy):
         return self
 
 
-class PolicyTrainConfig(Strict):
+class PolicyTrainConfig(Compute):
     """`goodhart policy train`: move the policy against a proxy RM with RL (RLOO / REINFORCE) or
     BOND / J-BOND, measuring gold, proxy and KL to the initial policy as it goes (SPEC §7–§9)."""
 
@@ -198,7 +209,6 @@ class PolicyTrainConfig(Strict):
     reward_model: str = Field(..., description="proxy RM: checkpoint, `rm train` run dir, WARM dir or ensemble dir")
     method: Literal["rloo", "reinforce", "bond", "jbond"] = "jbond"
     seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     steps: int = Field(40, ge=1)
     batch_prompts: int = Field(8, ge=1, description="B: prompts per step")
     samples_per_prompt: int = Field(2, ge=1, description="k policy samples per prompt (RLOO needs k ≥ 2)")

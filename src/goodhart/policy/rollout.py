@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from transformers import GenerationConfig
 
+from goodhart import dist
+
 
 @dataclass
 class Rollout:
@@ -40,7 +42,8 @@ def rollout(model, tokenizer, enc: dict, max_new_tokens: int, temperature: float
     gen = GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
                            max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                            eos_token_id=tokenizer.eos_token_id)
-    seqs = model.generate(**enc, generation_config=gen)
+    # FSDP-sharded weights: every rank must run the same number of forward passes until all are done
+    seqs = model.generate(**enc, generation_config=gen, synced_gpus=dist.active() and dist.is_sharded(model))
     P = enc["input_ids"].shape[1]
     comp = seqs[:, P:]
     valid = completion_mask(comp, tokenizer.eos_token_id, tokenizer.pad_token_id)

@@ -1,31 +1,73 @@
 """Batched sampling of K completions per prompt from a causal LM (KV cache via generate)."""
 
 import numpy as np
+import torch
 
+from goodhart import dist
+from goodhart.errors import GoodhartError
 from goodhart.policy.rollout import encode_prompts, rollout
 from goodhart.progress import progress_bar
 
 
 def sample_completions(model, tokenizer, texts: list[str], k: int, *, max_new_tokens: int,
                        temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 64,
-                       add_special_tokens: bool = False, description: str = "sample") -> list[list[str]]:
+                       add_special_tokens: bool = False, description: str = "sample",
+                       seed: int | None = None) -> list[list[str]]:
     """Draw k completions for each of B policy inputs; returns B lists of k decoded strings.
 
     The B·k sequences are generated in batches of `batch_size` with left padding; a prompt's k copies
     sit side by side so most batches need no padding. Pure sampling by default (top_k off, top_p 1).
-    Seed torch beforehand for reproducibility. Special tokens are stripped from the decoded text.
+    With `seed`, batch j is sampled after torch.manual_seed(f(seed, j)): the samples are the same
+    whether one process draws every batch or torchrun's K processes each draw every K-th
+    (dist.map_chunks; all ranks get the whole list). Special tokens are stripped from the decoded text.
     """
     device = next(model.parameters()).device
     flat = [t for t in texts for _ in range(k)]
-    out: list[str] = []
     model.eval()
-    with progress_bar(len(flat), description) as advance:
-        for s in range(0, len(flat), batch_size):
-            chunk = flat[s : s + batch_size]
-            enc = encode_prompts(tokenizer, chunk, add_special_tokens, device)
-            out.extend(rollout(model, tokenizer, enc, max_new_tokens, temperature, top_p).texts)
-            advance(len(chunk))
+
+    def draw(chunk: list[str], j: int) -> list[str]:
+        if seed is not None:
+            torch.manual_seed(seed * 1_000_003 + j)
+        enc = encode_prompts(tokenizer, chunk, add_special_tokens, device)
+        return rollout(model, tokenizer, enc, max_new_tokens, temperature, top_p).texts
+
+    with progress_bar(dist.share_size(len(flat), batch_size), description) as advance:
+        out = dist.map_chunks(draw, flat, batch_size, advance)
     return [out[i * k : (i + 1) * k] for i in range(len(texts))]
+
+
+def check_engine(engine: str) -> None:
+    """Refuse sampling.engine=vllm up front (before a run directory exists) where it cannot run."""
+    if engine != "vllm":
+        return
+    if dist.launched():
+        raise GoodhartError("sampling.engine=vllm runs in one process (vLLM shards over GPUs itself); run without torchrun")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        raise GoodhartError("sampling.engine=vllm needs vLLM: pip install -e '.[vllm]' on a CUDA machine "
+                            "(or use sampling.engine=hf)") from None
+
+
+def vllm_completions(model, tokenizer, texts: list[str], k: int, *, max_new_tokens: int, temperature: float = 1.0,
+                     top_p: float = 1.0, add_special_tokens: bool = False, seed: int = 0) -> list[list[str]]:
+    """sample_completions through vLLM (sampling.engine=vllm; optional extra, GPU only): the same
+    token ids in, k completions per input out, special tokens stripped. vLLM loads the weights itself
+    from the directory the policy was loaded from; its RNG differs from transformers', so the samples
+    do (the distribution does not)."""
+    check_engine("vllm")
+    from vllm import LLM, SamplingParams
+
+    path = getattr(model, "name_or_path", "")
+    if not path:
+        raise GoodhartError("sampling.engine=vllm needs a policy loaded from a checkpoint directory; this world "
+                            "builds its policy in memory (use sampling.engine=hf)")
+    llm = LLM(model=str(path), tokenizer=str(path), seed=seed, dtype="auto")
+    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, top_k=-1, max_tokens=max_new_tokens,
+                            seed=seed, skip_special_tokens=True)
+    ids = tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+    outputs = llm.generate([{"prompt_token_ids": x} for x in ids], params)
+    return [[c.text for c in out.outputs] for out in outputs]
 
 
 def completion_grid(completions: list[list[str]]) -> np.ndarray:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from goodhart.device import resolve_device, seed_everything
+from goodhart import dist
+from goodhart.device import autocast, resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.policy.bond import ema_update, jbond_reward, jeffreys, log_p_le
 from goodhart.policy.kl import k3_loss, kl_in_reward, kl_per_sequence, mean_stderr
@@ -35,6 +36,7 @@ from goodhart.runs import (
 )
 
 STATE = "checkpoint.pt"
+RANK_SEED = 7_919_993  # torch seed offset per torchrun rank (rank 0: the one-process seeds)
 
 
 class Trainer:
@@ -53,7 +55,13 @@ class Trainer:
         self.policy = policy.eval()  # no dropout: sampling and the loss see the same policy
         self.anchor = (copy.deepcopy(self.policy).requires_grad_(False)
                        if cfg.method in ("bond", "jbond") else None)
-        self.opt = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad], lr=cfg.lr)
+        # under torchrun: gradients through `net` (DDP or FSDP); sampling and frozen models use the modules
+        self.net = dist.wrap(self.policy, cfg.parallel, device)
+        if dist.is_sharded(self.policy):  # FSDP: shard the frozen copies the same way (same collectives)
+            self.ref = dist.wrap(self.ref, "fsdp", device)
+            if self.anchor is not None:
+                self.anchor = dist.wrap(self.anchor, "fsdp", device)
+        self.opt = torch.optim.AdamW([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
         self.state = {"step": 0, "baseline": 0.0, "norm": None}
 
     # --- sampling and scoring -------------------------------------------------------------
@@ -61,7 +69,8 @@ class Trainer:
         enc = encode_prompts(self.tok, [self.world.render(p) for p in prompts for _ in range(k)],
                              self.world.add_special_tokens, self.device)
         s = self.cfg.sampling
-        return rollout(model, self.tok, enc, s.max_new_tokens, s.temperature, s.top_p)
+        with autocast(self.device, self.cfg.precision):
+            return rollout(model, self.tok, enc, s.max_new_tokens, s.temperature, s.top_p)
 
     def proxy(self, prompts: list[str], k: int, ro: Rollout) -> torch.Tensor:
         flat = [p for p in prompts for _ in range(k)]
@@ -70,14 +79,18 @@ class Trainer:
     def logps(self, ro: Rollout, other) -> tuple[torch.Tensor, torch.Tensor]:
         """(log π with grad, log π_other without grad), each (B, T)."""
         with torch.no_grad():
-            other_logp = token_logprobs(other, ro)
-        return token_logprobs(self.policy, ro), other_logp
+            other_logp = self.logprobs(other, ro)
+        return self.logprobs(self.net, ro), other_logp
+
+    def logprobs(self, model, ro: Rollout) -> torch.Tensor:
+        with autocast(self.device, self.cfg.precision):
+            return token_logprobs(model, ro)
 
     def sample_stats(self, prompts, k, ro: Rollout, logp, logp_ref=None) -> dict:
         """Logging only (never trained on): gold of this step's policy samples and their KL to π_ref."""
         if logp_ref is None:
             with torch.no_grad():
-                logp_ref = token_logprobs(self.ref, ro)
+                logp_ref = self.logprobs(self.ref, ro)
         gold = self.world.gold_scores([p for p in prompts for _ in range(k)], ro.texts)
         kl = kl_per_sequence(logp.detach(), logp_ref, ro.valid_mask)
         return {"reward/gold": float(gold.mean()), "kl/k1": kl["k1"].mean().item(), "kl/k3": kl["k3"].mean().item()}
@@ -99,7 +112,8 @@ class Trainer:
             adv = rloo_advantages(reward.view(len(prompts), k)).view(-1)
         else:
             adv = reward - self.state["baseline"]
-            self.state["baseline"] = cfg.baseline_decay * self.state["baseline"] + (1 - cfg.baseline_decay) * reward.mean().item()
+            batch_mean = dist.mean({"r": reward.mean().item()})["r"]  # over every rank's prompts
+            self.state["baseline"] = cfg.baseline_decay * self.state["baseline"] + (1 - cfg.baseline_decay) * batch_mean
         loss, stats = pg_loss(logp, ro.valid_mask, adv)
         if cfg.beta_kl > 0 and cfg.kl_estimator == "k3_loss":
             loss = loss + cfg.beta_kl * k3_loss(logp, logp_ref, ro.valid_mask)
@@ -117,7 +131,7 @@ class Trainer:
         if beta < 1:  # forward KL(π_BoN‖π): likelihood of the anchor's best-of-n sample (first top score wins ties)
             best = torch.arange(B, device=self.device) * n_anchor + anchor_scores.argmax(dim=1)
             ro_best = Rollout(ro_a.input_ids[best], ro_a.attention_mask[best], ro_a.prompt_len, ro_a.valid_mask[best], [])
-            fwd, s = nll_loss(token_logprobs(self.policy, ro_best), ro_best.valid_mask)
+            fwd, s = nll_loss(self.logprobs(self.net, ro_best), ro_best.valid_mask)
             loss, stats = fwd, stats | {"loss/forward": s["loss/nll"]}
         if beta > 0:  # backward KL(π‖π_BoN): policy gradient on the policy's own samples
             ro = self.sample(self.policy, prompts, k)
@@ -138,25 +152,34 @@ class Trainer:
         return loss, stats
 
     def step(self, prompts: list[str]) -> dict:
-        loss, stats = (self.rl_loss if self.cfg.method in ("rloo", "reinforce") else self.bond_loss)(prompts)
+        """One update on the global batch `prompts`; under torchrun each rank takes prompts[rank::K] and
+        DDP / FSDP average the gradients (equal shares: batch_prompts is a multiple of K)."""
+        local = dist.my_slice(prompts)
+        loss, stats = (self.rl_loss if self.cfg.method in ("rloo", "reinforce") else self.bond_loss)(local)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.max_grad_norm)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
         self.opt.step()
         if self.cfg.method == "jbond" and self.cfg.ema > 0:
+            dist.reshard(self.anchor, self.policy)
             ema_update(self.anchor, self.policy, self.cfg.ema)
-        return stats | {"loss/total": loss.item(), "policy/grad_norm": grad_norm.item()}
+        return dist.mean(stats | {"loss/total": loss.item(), "policy/grad_norm": grad_norm.item()})
 
     # --- measurement ----------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, prompts: list[str]) -> dict:
         k = self.cfg.eval_samples_per_prompt
-        ro = self.sample(self.policy, prompts, k)
-        flat = [p for p in prompts for _ in range(k)]
-        gold = self.world.gold_scores(flat, ro.texts)
-        members = self.rm.member_scores(flat, ro.texts)
+        local = dist.my_slice(prompts)  # under torchrun each rank measures its share; all ranks see the whole
+        ro = self.sample(self.policy, local, k)
+        flat = [p for p in local for _ in range(k)]
+        kl = kl_per_sequence(self.logprobs(self.policy, ro), self.logprobs(self.ref, ro), ro.valid_mask)
+        parts = dist.gather((self.world.gold_scores(flat, ro.texts), self.rm.member_scores(flat, ro.texts),
+                             {name: v.cpu().numpy() for name, v in kl.items()}))
+        gold = np.concatenate([g for g, _, _ in parts])
+        members = np.concatenate([m for _, m, _ in parts], axis=1)
+        kl = {name: torch.as_tensor(np.concatenate([d[name] for _, _, d in parts])) for name in parts[0][2]}
         proxy = aggregate(members, self.rm.method, self.rm.lam)
-        kl = kl_per_sequence(token_logprobs(self.policy, ro), token_logprobs(self.ref, ro), ro.valid_mask)
         if self.state["norm"] is None:  # the first evaluation is of the initial policy (SPEC §5)
             self.state["norm"] = {"gold": list(normalisation(gold)), "proxy": list(normalisation(proxy))}
         (gs, gd), (ps, pd) = self.state["norm"]["gold"], self.state["norm"]["proxy"]
@@ -171,8 +194,11 @@ class Trainer:
 
     # --- resume ---------------------------------------------------------------------------
     def save(self, run: RunDir) -> None:
+        """Resumable state (rank 0 writes; under FSDP not written: optimizer state is sharded)."""
         import io
 
+        if not run.writer or dist.is_sharded(self.policy):
+            return
         buf = io.BytesIO()
         torch.save({"policy": self.policy.state_dict(), "opt": self.opt.state_dict(), "state": self.state,
                     "anchor": self.anchor.state_dict() if self.anchor is not None else None}, buf)
@@ -190,7 +216,7 @@ class Trainer:
 def drop_rows_from(run: RunDir, step: int) -> None:
     """Remove metrics/results rows written after the checkpoint at `step` (they are redone on resume)."""
     for name in (METRICS, RESULTS):
-        if run.file(name).is_file():
+        if run.writer and run.file(name).is_file():
             write_jsonl(run.file(name), [r for r in read_jsonl(run.file(name)) if r.get("step", -1) < step])
 
 
@@ -211,6 +237,13 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
     rm = load_reward_model(cfg.reward_model).to(device)
     world = load_world(cfg)
     need = cfg.eval_prompts + cfg.train_prompts
+    K = dist.world_size()
+    if cfg.batch_prompts % K or cfg.eval_prompts < K:
+        raise GoodhartError(f"under torchrun with {K} processes batch_prompts ({cfg.batch_prompts}) must be a multiple "
+                            f"of {K} and eval_prompts ({cfg.eval_prompts}) at least {K}")
+    if cfg.parallel == "fsdp" and K > 1 and cfg.lora:
+        raise GoodhartError("parallel=fsdp with lora=true is not supported; LoRA already keeps the trained "
+                            "weights small: use parallel=ddp")
     if len(world.prompts) < need:
         raise GoodhartError(f"the world has {len(world.prompts)} prompts but eval_prompts + train_prompts = {need}")
     order = np.random.default_rng(cfg.seed).permutation(len(world.prompts))
@@ -219,6 +252,8 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
     run = _open_run(cfg, Path(out), resume, overwrite)
     trainer = Trainer(cfg, world, rm, device)
     if resume and run.file(STATE).is_file():
+        if dist.is_sharded(trainer.policy):
+            raise GoodhartError("--resume is not available under parallel=fsdp (no resumable state is written)")
         trainer.load(run)
         drop_rows_from(run, trainer.state["step"])
         console.print(f"resuming {run.path} at step {trainer.state['step']}")
@@ -227,7 +262,7 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
 
     def measure(step: int) -> None:
         with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed * 1_000_003 + 500_000 + step)
+            torch.manual_seed(cfg.seed * 1_000_003 + 500_000 + step + RANK_SEED * dist.rank())
             row = trainer.evaluate(eval_prompts)
         run.append_results([common | {"step": step} | row])
 
@@ -236,7 +271,7 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
         for step in range(start, cfg.steps):
             if step % cfg.eval_every == 0:
                 measure(step)
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            torch.manual_seed(cfg.seed * 1_000_003 + step + RANK_SEED * dist.rank())  # ranks sample apart
             rng = np.random.default_rng([cfg.seed, step])
             batch = [train_prompts[i] for i in rng.choice(len(train_prompts), size=cfg.batch_prompts, replace=False)]
             t = time.perf_counter()
@@ -248,9 +283,11 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
             advance(info=f"proxy {stats.get('reward/proxy', float('nan')):.2f}")
     measure(cfg.steps)
     trainer.save(run)
-    save_checkpoint(run, "policy", trainer.policy, world.tokenizer, kind="policy", card={
+    weights = dist.full_state_dict(trainer.policy) if dist.is_sharded(trainer.policy) else None
+    save_checkpoint(run, "policy", trainer.policy, world.tokenizer, kind="policy", state_dict=weights, card={
         "method": cfg.method, "steps": cfg.steps, "KL penalty": cfg.beta_kl, "reward model": cfg.reward_model,
-        "LoRA": cfg.lora})
-    build_report(run.path)
+        "LoRA": cfg.lora, "processes": K, "parallel": cfg.parallel if K > 1 else None})
+    if run.writer:
+        build_report(run.path)
     console.print(f"done: {run.path / 'report.html'}")
     return run.path

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from goodhart import dist
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.policy.pool import policy_pool
@@ -111,7 +112,8 @@ def _open_rm_run(cfg, out: Path, overwrite: bool, resume: bool) -> tuple[RunDir,
 
     step = int(torch.load(run.file(RM_STATE), map_location="cpu", weights_only=True)["step"])
     keep = [r for r in read_jsonl(run.file(METRICS)) if r.get("step", 0) <= step] if run.file(METRICS).is_file() else []
-    write_jsonl(run.file(METRICS), keep)  # rows after the checkpoint are redone
+    if run.writer:
+        write_jsonl(run.file(METRICS), keep)  # rows after the checkpoint are redone
     console.print(f"resuming {out} at step {step}")
     return run, step
 
@@ -134,25 +136,29 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
         set_dropout(model, cfg.dropout)
     model.to(device)
     stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics,
-                             state_file=run.file(RM_STATE), checkpoint_every=cfg.checkpoint_every)
-    save_checkpoint(run, "model", model, tok, card={
+                             state_file=run.file(RM_STATE), checkpoint_every=cfg.checkpoint_every,
+                             parallel=cfg.parallel, precision=cfg.precision)
+    weights = dist.full_state_dict(model) if dist.is_sharded(model) else None  # every rank joins the gather
+    save_checkpoint(run, "model", model, tok, state_dict=weights, card={
         "trained on": f"{stats['rm/train_pairs']} comparisons ({cfg.data or f'{cfg.world} world samples'})",
         "label noise ρ": cfg.rm.label_noise, "initialised from": cfg.init_from, "dropout": cfg.dropout,
         "validation accuracy": f"{stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs",
         "flipped labels memorised": stats.get("rm/flipped_memorised")})
-    write_jsonl(run.file("pairs.jsonl"), [
-        {"split": split, "prompt": p, "chosen": c, "rejected": r, "flipped": bool(f)}
-        for split, data, flags in (("train", train, flipped), ("val", val, np.zeros(len(val), bool)))
-        for p, c, r, f in zip(data.prompts, data.chosen, data.rejected, flags, strict=True)
-    ])
+    if run.writer:
+        write_jsonl(run.file("pairs.jsonl"), [
+            {"split": split, "prompt": p, "chosen": c, "rejected": r, "flipped": bool(f)}
+            for split, data, flags in (("train", train, flipped), ("val", val, np.zeros(len(val), bool)))
+            for p, c, r, f in zip(data.prompts, data.chosen, data.rejected, flags, strict=True)
+        ])
     run.append_results([{
         "study": "rm", "reward_model": run.path.name, "rm_params": stats["rm/params"],
         "rm_pairs": stats["rm/train_pairs"], "label_noise": cfg.rm.label_noise, "val_acc": stats["rm/val_accuracy"],
         "val_loss": stats["rm/val_loss"], "flipped_memorised": stats.get("rm/flipped_memorised"),
         "lr": cfg.rm.lr, "dropout": cfg.dropout, "epochs": cfg.rm.epochs, "seed": cfg.seed, "init_from": cfg.init_from,
     }])
-    run.log_metrics(phase="summary", **stats)
-    run.file(RM_STATE).unlink(missing_ok=True)
+    run.log_metrics(phase="summary", **stats, processes=dist.world_size())
+    if run.writer:
+        run.file(RM_STATE).unlink(missing_ok=True)
     console.print(f"RM → {run.path / 'model'}: validation accuracy {stats['rm/val_accuracy']:.3f} "
                   f"({stats['rm/train_pairs']} training pairs, {stats['time/rm_train_s']:.0f} s)")
     return run.path

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from goodhart.progress import progress_bar
+from goodhart import dist
+from goodhart.device import autocast
+from goodhart.progress import console, progress_bar
 from goodhart.reward.bt import bt_loss, centering_loss
 from goodhart.reward.score import reward_from_logits, score_pairs
 from goodhart.runs import atomic_write_bytes
@@ -100,7 +102,8 @@ def _save_state(path: Path, model, opt, sched, step: int, losses: list[float]) -
 def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epochs: int, batch_size: int,
                        max_length: int, weight_decay: float = 0.0, seed: int = 0,
                        log: Callable[..., None] | None = None, phase: str = "rm", state_file: Path | None = None,
-                       checkpoint_every: int = 0, center_coef: float = 0.0) -> dict:
+                       checkpoint_every: int = 0, center_coef: float = 0.0, parallel: str = "ddp",
+                       precision: str = "fp32") -> dict:
     """Train `model` in place with the Bradley–Terry loss; returns summary stats.
 
     Data order is shuffled each epoch by `seed` in length buckets; linear decay with 10% warm-up;
@@ -110,25 +113,36 @@ def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epoch
     With `state_file`, every `checkpoint_every` steps the weights, optimizer, schedule, torch RNG and
     step are saved there (atomically); if it exists at the start, training continues from it and ends
     where an uninterrupted run would (the data order is replayed from `seed`).
+
+    Under torchrun (dist.wrap: `parallel` ddp or fsdp) each rank takes a strided share of every global
+    batch and its loss is weighted by its share, so the averaged gradient is that of the whole batch:
+    K processes train the same model as one process, up to floating-point order. precision "bf16"
+    autocasts the forward pass.
     """
     rng = np.random.default_rng(seed)
     steps_per_epoch = -(-len(train) // batch_size)
     total = steps_per_epoch * epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=int(0.1 * total), num_training_steps=total)
-    model.train()
     losses, step, start = [], 0, time.perf_counter()
     done = 0
+    state = None
     if state_file is not None and Path(state_file).is_file():
         state = torch.load(state_file, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
+    device = next(model.parameters()).device
+    net = dist.wrap(model, parallel, device)
+    sharded = dist.is_sharded(model)
+    if sharded and state_file is not None and checkpoint_every:
+        console.print("note: resumable training states are not written under parallel=fsdp")
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=int(0.1 * total), num_training_steps=total)
+    if state is not None:
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         torch.set_rng_state(state["torch_rng"])
         done, losses = int(state["step"]), list(state["losses"])
+    net.train()
     enc_c, enc_r = tokenize_comparisons(tokenizer, train, max_length)
     lengths = np.array([max(len(c["input_ids"]), len(r["input_ids"])) for c, r in zip(enc_c, enc_r, strict=True)])
-    device = next(model.parameters()).device
     with progress_bar(total, "train reward model") as advance:
         advance(done)
         for epoch in range(epochs):
@@ -136,16 +150,23 @@ def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epoch
                 if step < done:
                     step += 1
                     continue
-                features = [enc_c[i] for i in batch] + [enc_r[i] for i in batch]
-                chosen, rejected = pair_scores(model, collate(features, tokenizer.pad_token_id, device), len(batch))
+                local = dist.my_slice(batch)  # the whole batch in one process
+                weight = len(local) * dist.world_size() / len(batch)  # DDP averages: Σ weights·means = batch mean
+                if not local:  # fewer pairs than processes: join the gradient average with weight 0
+                    local, weight = batch[:1], 0.0
+                features = [enc_c[i] for i in local] + [enc_r[i] for i in local]
+                with autocast(device, precision):
+                    chosen, rejected = pair_scores(net, collate(features, tokenizer.pad_token_id, device), len(local))
+                chosen, rejected = chosen.float(), rejected.float()
                 loss, stats = bt_loss(chosen, rejected)
                 if center_coef > 0:
                     center = centering_loss(chosen, rejected)
                     loss = loss + center_coef * center
                     stats["loss/center"] = center.item()
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                (loss * weight).backward()
+                stats = dist.mean(stats)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                 opt.step()
                 sched.step()
                 step += 1
@@ -153,7 +174,8 @@ def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epoch
                 if log is not None:
                     log(phase=phase, step=step, epoch=epoch, lr=sched.get_last_lr()[0], **stats)
                 advance(info=f"loss {np.mean(losses[-20:]):.3f}")
-                if state_file is not None and checkpoint_every and step % checkpoint_every == 0 and step < total:
+                if (state_file is not None and checkpoint_every and step % checkpoint_every == 0 and step < total
+                        and dist.is_main() and not sharded):
                     _save_state(state_file, model, opt, sched, step, losses)
     model.eval()
     seconds = time.perf_counter() - start

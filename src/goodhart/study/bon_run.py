@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from goodhart import dist
 from goodhart.bon import bon_bootstrap, bon_estimate, default_ns, kl_bound
 from goodhart.config import RunConfig
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.policy.pool import policy_pool
+from goodhart.policy.sampling import check_engine
 from goodhart.progress import console
 from goodhart.reward.data import VAL_PAIRS_MAX, world_preferences
 from goodhart.reward.labels import make_pairs
@@ -93,7 +95,8 @@ def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], c
     train, val, flipped = world_preferences(prompts, comps, gold, cfg.rm, cfg.seed)
     model, tok = world.make_proxy(cfg.seed)
     model.to(device)
-    stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics)
+    stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics,
+                             precision=cfg.precision)
     return model, tok, stats
 
 
@@ -120,6 +123,10 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
     from goodhart.report import build_report
 
     start = time.perf_counter()
+    if cfg.parallel == "fsdp":
+        raise GoodhartError("parallel=fsdp is for `rm train` and `policy train` (models too large for one device); "
+                            "goodhart run's proxy RM trains with DDP under torchrun: use parallel=ddp")
+    check_engine(cfg.sampling.engine)
     world, device, train_prompts, eval_prompts, run = start_study(cfg, out, overwrite)
     console.print(f"[bold]goodhart run[/] world={world.name} → {run.path}")
 
@@ -146,7 +153,8 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
                                        cfg.cache)
     t_sample_eval = time.perf_counter() - t
     flat_prompts = [p for p in eval_prompts for _ in range(N)]
-    proxy_raw = rm.score(flat_prompts, list(eval_comps.ravel()), max_length=cfg.rm.max_length).reshape(gold_raw.shape)
+    proxy_raw = dist.map_pairs(lambda p, c: rm.score(p, c, max_length=cfg.rm.max_length), flat_prompts,
+                               list(eval_comps.ravel())).reshape(gold_raw.shape)
     if cfg.proxy:
         rm_stats = own_proxy_stats(rm, eval_prompts, eval_comps, gold_raw, proxy_raw, cfg.seed)
         console.print(f"own proxy {rm.name}: accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} "
@@ -175,12 +183,13 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
         for p, cs, gs, rs in zip(eval_prompts, eval_comps, gold_raw, proxy_raw, strict=True)
         for c, g, r in zip(cs, gs, rs, strict=True)
     ]
-    write_jsonl(run.file(SAMPLES), samples)
     run.log_metrics(phase="summary", **rm_stats, **{
         "time/sample_train_s": t_sample_train, "time/sample_eval_s": t_sample_eval,
         "time/total_s": time.perf_counter() - start, "norm/gold_shift": g_shift, "norm/gold_scale": g_scale,
-        "norm/proxy_shift": p_shift, "norm/proxy_scale": p_scale,
+        "norm/proxy_shift": p_shift, "norm/proxy_scale": p_scale, "processes": dist.world_size(),
     })
-    build_report(run.path)
+    if run.writer:
+        write_jsonl(run.file(SAMPLES), samples)
+        build_report(run.path)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")
     return run.path

@@ -116,8 +116,12 @@ def _available_pairs(gold: np.ndarray) -> int:
 
 
 def prepare(cfg: StudyConfig) -> Pools:
+    from goodhart import dist
     from goodhart.worlds import load_world
 
+    if dist.launched():
+        raise GoodhartError("goodhart study runs its cells in one process; run it without torchrun (its policy "
+                            "cells can be run as `policy train` under torchrun)")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     world = load_world(cfg)

@@ -62,11 +62,18 @@ class World:
 
 
 class GoldCache:
-    """Append-only JSONL of {key: sha256(gold id, prompt, completion), gold} in $GOODHART_CACHE/gold."""
+    """Append-only JSONL of {key: sha256(gold id, prompt, completion), gold} in $GOODHART_CACHE/gold.
+
+    Under torchrun rank R > 0 appends to its own `NAME.rankR.jsonl` (no two writers share a file);
+    lookups read them all."""
 
     def __init__(self, gold_id: str):
+        import os
+
         name = hashlib.sha256(gold_id.encode()).hexdigest()[:20]
-        self.path = cache_dir() / "gold" / f"{name}.jsonl"
+        rank = int(os.environ.get("RANK", "0"))
+        self.path = cache_dir() / "gold" / (f"{name}.jsonl" if rank == 0 else f"{name}.rank{rank}.jsonl")
+        self.files = (cache_dir() / "gold", f"{name}.*jsonl")
         self.gold_id = gold_id
 
     def _key(self, pair: tuple[str, str]) -> str:
@@ -76,8 +83,9 @@ class GoldCache:
         if self.path in _TABLES:  # read once per process; add() keeps it current
             return _TABLES[self.path]
         table = _TABLES.setdefault(self.path, {})
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+        folder, pattern = self.files
+        for path in sorted(folder.glob(pattern)) if folder.is_dir() else []:
+            for line in path.read_text(encoding="utf-8").splitlines():
                 try:  # a line torn by a kill is skipped (it is rescored and appended again)
                     row = json.loads(line)
                     table[row["k"]] = float(row["g"])
