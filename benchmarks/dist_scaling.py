@@ -4,7 +4,8 @@ the same command and data, run back to back.
     python benchmarks/dist_scaling.py [--world smoke] [--nproc 2]
 
 RM training: `goodhart rm train` (dropout 0, samples cached by a first run) → rm/pairs_per_s from the
-run's summary. Sampling: `goodhart run --set cache=false` → time/sample_eval_s. Prints both and the
+run's summary. Sampling: `goodhart run --set cache=false` (16 training prompts: the proxy is not the
+point) → time/sample_eval_s, the evaluation pool. Prints both and the
 ratios. On a CPU machine K processes split the same cores (torchrun gives each OMP_NUM_THREADS=1),
 so the ratio measures the overhead of the split; on K GPUs it measures the speed-up.
 """
@@ -49,7 +50,8 @@ def main() -> None:
         pairs[k] = _summary(base / f"rm{k}")["rm/pairs_per_s"]
     sample = {}
     for k in (1, args.nproc):
-        _goodhart(k, ["run", "--world", args.world, "--set", "cache=false", "--out", str(base / f"run{k}")])
+        _goodhart(k, ["run", "--world", args.world, "--set", "cache=false", "--set", "data.train_prompts=16",
+                      "--out", str(base / f"run{k}")])
         sample[k] = _summary(base / f"run{k}")["time/sample_eval_s"]
     k = args.nproc
     print(f"world {args.world}, {os.cpu_count()} CPU cores, 1 vs {k} processes")

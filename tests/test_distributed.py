@@ -159,3 +159,27 @@ def test_vllm_engine_without_vllm_is_one_error_line(tmp_path):
                    "--out", str(tmp_path / "v"))
     assert_one_line_error(res, "sampling.engine=")
     assert not (tmp_path / "v").exists()
+
+
+def test_torchrun_command_check(monkeypatch):
+    """Only run, rm train and policy train are split across processes; the rest refuse under torchrun."""
+    from goodhart.cli import _check_torchrun
+    from goodhart.errors import GoodhartError
+
+    _check_torchrun(["study", "--world", "smoke"])  # one process: anything goes
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for ok in (["run"], ["run", "--world", "smoke"], ["rm", "train", "--out", "x"], ["policy", "train"]):
+        _check_torchrun(ok)
+    for bad in (["study", "--world", "smoke"], ["rm", "warm", "a", "b"], ["report", "x"], ["policy", "pareto"]):
+        with pytest.raises(GoodhartError, match="runs in one process"):
+            _check_torchrun(bad)
+
+
+def test_chunk_map_in_one_process_keeps_order():
+    from goodhart import dist
+
+    seen = []
+    out = dist.map_chunks(lambda part, j: (seen.append(j), [x * 10 for x in part])[1], list(range(7)), 3)
+    assert out == [x * 10 for x in range(7)] and seen == [0, 1, 2]
+    assert dist.share_size(7, 3) == 7 and dist.my_slice([1, 2, 3]) == [1, 2, 3]
+    assert dist.map_pairs(lambda p, c: [len(a + b) for a, b in zip(p, c, strict=True)], ["ab", "c"], ["d", "ef"]).tolist() == [3, 3]
