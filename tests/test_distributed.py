@@ -67,6 +67,27 @@ def test_rm_training_in_two_processes_ends_where_one_does(rms, name):
 
 
 @pytest.mark.dist
+def test_multi_node_rendezvous_two_agents(rms, tmp_path):
+    """The README's multi-node command, as two 'nodes' on this host: two torchrun agents, c10d rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    agents = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--node_rank",
+         str(r), "--rdzv_backend", "c10d", "--rdzv_endpoint", f"localhost:{port}", "--rdzv_id", "goodhart-test",
+         "-m", "goodhart", *RM, "--out", str(tmp_path / "mn")], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    for a in agents:
+        _, err = a.communicate(timeout=300)
+        assert a.returncode == 0, err[-3000:]
+    one, two = read_jsonl(rms / "one" / "results.jsonl")[0], read_jsonl(tmp_path / "mn" / "results.jsonl")[0]
+    assert two["val_acc"] == one["val_acc"] and two["val_loss"] == pytest.approx(one["val_loss"], abs=1e-3)
+
+
+@pytest.mark.dist
 def test_best_of_n_sharded_over_two_processes_is_identical(rms, tmp_path):
     """Each rank samples every 2nd generate() batch (seeded by batch) and scores a shard; rank 0 writes."""
     args = ["run", "--world", "smoke", "--set", f"proxy=[{rms / 'one' / 'model'}]", "--set", "cache=false"]
