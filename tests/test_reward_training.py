@@ -79,3 +79,22 @@ def test_bucketed_batches_cover_every_index_once_and_group_lengths():
     spread = np.mean([np.ptp(lengths[b]) for b in batches])
     random_spread = np.mean([np.ptp(lengths[rng.permutation(1000)[:8]]) for _ in range(100)])
     assert spread < 0.2 * random_spread
+
+
+def test_linear_schedule_matches_transformers():
+    """The hand-written schedule (avoids importing peft at CLI start) equals transformers' one, step by step."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from goodhart.reward.train import linear_schedule
+
+    lrs = []
+    for make in (lambda o: linear_schedule(o, 7, 50), lambda o: get_linear_schedule_with_warmup(o, 7, 50)):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        sched, seen = make(opt), []
+        for _ in range(55):
+            seen.append(sched.get_last_lr()[0])
+            opt.step()
+            sched.step()
+        lrs.append(seen)
+    assert lrs[0] == lrs[1] and max(lrs[0]) == 0.1 and lrs[0][0] == 0.0 and lrs[0][-1] == 0.0
