@@ -1,6 +1,6 @@
 """Multi-process runs under torchrun (2 processes, gloo on CPU) against one process (smoke world).
 
-The `dist` tier (`pytest -m dist`, ~4 min on 2 cores): RM training with DDP and FSDP ends where one
+The `dist` tier (`pytest -m dist`, ~3 min on 2 cores): RM training with DDP and FSDP ends where one
 process ends; Best-of-n sampling/scoring sharded over 2 ranks gives the same samples, gold and rows;
 policy training (RLOO with DDP, J-BOND with FSDP) moves the weights and writes one run directory in
 the one-process format; bad input is one error line; bf16 autocast (the GPU setting) trains on CPU.
