@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from goodhart.errors import GoodhartError
-from goodhart.runs import writer
+from goodhart.runs import launched, writer
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
 WorldOpt = Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")]
@@ -308,14 +308,14 @@ TORCHRUN_COMMANDS = (["run"], ["rm", "train"], ["policy", "train"])  # the comma
 
 def _check_torchrun(argv: list[str]) -> None:
     """Under torchrun, refuse (one line) the commands that run in one process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if not launched():
         return
     words = []
     for arg in argv:
         if arg.startswith("-") or len(words) == 2:
             break
         words.append(arg)
-    if words[:1] == ["run"] or words[:2] in TORCHRUN_COMMANDS:
+    if any(words[: len(command)] == command for command in TORCHRUN_COMMANDS):
         return
     raise GoodhartError(f"`goodhart {' '.join(words)}` runs in one process; run it without torchrun (under torchrun: "
                         "goodhart run, rm train, policy train)")

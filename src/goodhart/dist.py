@@ -12,8 +12,8 @@ Division of work (docs in README "Scaling out"):
 - training: `wrap` puts the model in DistributedDataParallel (gradients averaged) or FSDP2
   `fully_shard` (parameters, gradients and optimizer state sharded); each rank takes its slice of
   every global batch;
-- writing: only rank 0 writes the run directory (RunDir checks `is_main`), in the same format as a
-  one-process run.
+- writing: only rank 0 writes the run directory (RunDir checks `runs.writer`, read from RANK without
+  torch), in the same format as a one-process run.
 """
 
 import os
@@ -23,11 +23,7 @@ import numpy as np
 import torch
 
 from goodhart.errors import GoodhartError
-
-
-def launched() -> bool:
-    """True when torchrun started this process as one of several."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+from goodhart.runs import launched  # noqa: F401  (torch-free; re-exported: dist.launched())
 
 
 def active() -> bool:
@@ -169,11 +165,6 @@ def wrap(model, parallel: str, device: torch.device):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def unwrap(model):
-    """The module inside a DDP wrapper (FSDP2 shards in place, so the model is its own module)."""
-    return getattr(model, "module", model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def is_sharded(model) -> bool:
     return any(type(p).__name__ == "DTensor" for p in model.parameters())
 
@@ -186,12 +177,11 @@ def reshard(*models) -> None:
             model.reshard()
 
 
-def full_state_dict(model) -> dict:
-    """The whole state dict (a plain state_dict; with FSDP the gathered shards, on rank 0's CPU only).
-    A collective under FSDP: every rank calls it."""
-    model = unwrap(model)
+def full_state_dict(model) -> dict | None:
+    """The weights to save for an FSDP-sharded model (the gathered shards, on rank 0's CPU only; a
+    collective: every rank calls it); None for any other model, whose own state_dict save_pretrained uses."""
     if not is_sharded(model):
-        return model.state_dict()
+        return None
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

@@ -96,14 +96,24 @@ def iter_jsonl(path: str | Path, what: str = "file", torn_tail: bool = False):
             yield lineno, row
 
 
+def launched() -> bool:
+    """True when torchrun started this process as one of several (WORLD_SIZE; read without torch)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def env_rank() -> int:
+    """This process's torchrun rank (RANK; 0 in a one-process run), read without torch."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def writer() -> bool:
-    """Whether this process writes run directories: always, except ranks ≠ 0 under torchrun (RANK)."""
-    return int(os.environ.get("RANK", "0")) == 0
+    """Whether this process writes run directories: always, except ranks ≠ 0 under torchrun."""
+    return env_rank() == 0
 
 
 def _all_checked() -> None:
     """Under torchrun: wait until every rank has checked the run directory before rank 0 changes it."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launched():
         from goodhart import dist
 
         dist.barrier()

@@ -283,7 +283,7 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
             advance(info=f"proxy {stats.get('reward/proxy', float('nan')):.2f}")
     measure(cfg.steps)
     trainer.save(run)
-    weights = dist.full_state_dict(trainer.policy) if dist.is_sharded(trainer.policy) else None
+    weights = dist.full_state_dict(trainer.policy)  # every rank joins the gather under FSDP
     save_checkpoint(run, "policy", trainer.policy, world.tokenizer, kind="policy", state_dict=weights, card={
         "method": cfg.method, "steps": cfg.steps, "KL penalty": cfg.beta_kl, "reward model": cfg.reward_model,
         "LoRA": cfg.lora, "processes": K, "parallel": cfg.parallel if K > 1 else None})

@@ -138,7 +138,7 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
     stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics,
                              state_file=run.file(RM_STATE), checkpoint_every=cfg.checkpoint_every,
                              parallel=cfg.parallel, precision=cfg.precision)
-    weights = dist.full_state_dict(model) if dist.is_sharded(model) else None  # every rank joins the gather
+    weights = dist.full_state_dict(model)  # every rank joins the gather under FSDP
     save_checkpoint(run, "model", model, tok, state_dict=weights, card={
         "trained on": f"{stats['rm/train_pairs']} comparisons ({cfg.data or f'{cfg.world} world samples'})",
         "label noise ρ": cfg.rm.label_noise, "initialised from": cfg.init_from, "dropout": cfg.dropout,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.errors import GoodhartError
-from goodhart.runs import append_jsonl, cache_dir, iter_jsonl
+from goodhart.runs import append_jsonl, cache_dir, env_rank, iter_jsonl
 
 # gold([(prompt, completion), ...]) -> B floats; prompts are the raw prompts, not the policy input.
 GoldFn = Callable[[list[tuple[str, str]]], "np.ndarray | list[float]"]
@@ -68,10 +68,8 @@ class GoldCache:
     lookups read them all."""
 
     def __init__(self, gold_id: str):
-        import os
-
         name = hashlib.sha256(gold_id.encode()).hexdigest()[:20]
-        rank = int(os.environ.get("RANK", "0"))
+        rank = env_rank()
         self.path = cache_dir() / "gold" / (f"{name}.jsonl" if rank == 0 else f"{name}.rank{rank}.jsonl")
         self.files = (cache_dir() / "gold", f"{name}.*jsonl")
         self.gold_id = gold_id
