@@ -1,0 +1,123 @@
+"""Golden outputs of the smoke world: `run`, `rm suite`, `study`, `stopping` and `policy train` write the
+same files with the same numbers (to 1e-9) as the commit before the structure refactor (issue 20).
+
+The reference `tests/golden/smoke.json` was written by `python tests/test_golden.py --write` at commit
+012ec05 (before the refactor). Timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out: they
+differ run to run. Rewrite the reference only for a change that is meant to change results, and say so
+in the commit message.
+"""
+
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden" / "smoke.json"
+COMPARED = ("results.jsonl", "metrics.jsonl", "samples.jsonl", "table.md", "curves.json")
+TOL = 1e-9
+
+
+def _timing(key: str) -> bool:
+    return key.startswith("time/") or key.endswith("_s") or key.endswith("per_s") or key in {"reward_model", "init_from"}
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if not _timing(k)}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _read(path: Path):
+    if path.suffix == ".jsonl":
+        return [_clean(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    if path.suffix == ".json":
+        return _clean(json.loads(path.read_text()))
+    return path.read_text()
+
+
+def _snapshot(run: Path) -> dict:
+    files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+    return {"files": files, "content": {f: _read(run / f) for f in files if Path(f).name in COMPARED}}
+
+
+def golden_outputs(tmp: Path) -> dict:
+    """Run the five commands on the smoke world (small settings) and snapshot their run directories."""
+    from goodhart.config import (
+        load_policy_train_config,
+        load_rm_suite_config,
+        load_rm_train_config,
+        load_run_config,
+        load_stopping_config,
+        load_study_config,
+    )
+    from goodhart.policy.train import train_policy
+    from goodhart.reward.run import train_rm_run
+    from goodhart.study.bon_run import run_bon_study
+    from goodhart.study.rm_suite import run_rm_suite
+    from goodhart.study.stopping import run_stopping
+    from goodhart.study.sweep import run_study
+
+    out = {}
+    run_bon_study(load_run_config(world="smoke", overrides=["data.eval_samples_per_prompt=32", "bon.bootstrap=20"]),
+                  tmp / "run")
+    out["run"] = _snapshot(tmp / "run")
+    run_rm_suite(load_rm_suite_config(world="smoke", overrides=["members=2", "warm_sizes=[2]",
+                                                                 "data.eval_samples_per_prompt=16"]), tmp / "suite")
+    out["rm suite"] = _snapshot(tmp / "suite")
+    run_study(load_study_config(world="smoke", overrides=[
+        "grid.data_sizes=[48]", "data.eval_samples_per_prompt=16", "bon.bootstrap=20",
+        "grid.aggregation=[single,ens,warm]", "members=2"]), tmp / "study")
+    out["study"] = _snapshot(tmp / "study")
+    run_stopping(load_stopping_config(world="smoke", overrides=["data.eval_prompts=6",
+                                                                 "data.eval_samples_per_prompt=16"]), tmp / "stopping")
+    out["stopping"] = _snapshot(tmp / "stopping")
+    train_rm_run(load_rm_train_config(world="smoke", overrides=["rm.epochs=2"]), tmp / "rm")
+    out["rm train"] = _snapshot(tmp / "rm")
+    for method in ("rloo", "jbond"):
+        train_policy(load_policy_train_config(world="smoke", overrides=[f"reward_model={tmp / 'rm'}",
+                                                                        f"method={method}"]), tmp / method)
+        out[f"policy train {method}"] = _snapshot(tmp / method)
+    return out
+
+
+def _assert_close(got, want, where: str) -> None:
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(set(got) ^ set(want))}"
+        for k in want:
+            _assert_close(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: length {len(got)} vs {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_close(g, w, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(got, bool):
+        assert isinstance(got, int | float), f"{where}: {got!r} vs {want!r}"
+        assert (math.isnan(want) and math.isnan(got)) or abs(got - want) <= TOL * max(1.0, abs(want)), \
+            f"{where}: {got!r} vs {want!r}"
+    else:
+        assert got == want, f"{where}: {got!r} vs {want!r}"
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    return golden_outputs(tmp_path_factory.mktemp("golden"))
+
+
+@pytest.mark.parametrize("command", ["run", "rm suite", "study", "stopping", "rm train", "policy train rloo",
+                                     "policy train jbond"])
+def test_smoke_outputs_equal_the_pre_refactor_commit(outputs, command):
+    want = json.loads(GOLDEN.read_text())[command]
+    got = json.loads(json.dumps(outputs[command]))  # same types as the stored reference
+    assert got["files"] == want["files"]
+    _assert_close(got["content"], want["content"], command)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    with tempfile.TemporaryDirectory() as tmp:
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(golden_outputs(Path(tmp)), indent=0, sort_keys=True))
+        print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size} bytes)")
