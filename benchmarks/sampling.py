@@ -1,4 +1,4 @@
-"""Sampling throughput: goodhart's batched sampler (policy.rollout: left padding, one generate call per
+"""Sampling throughput: goodhart's batched sampler (sampling.rollout: left padding, one generate call per
 batch, KV cache) vs one-prompt-at-a-time `generate`, the same policy, prompts, sampling settings and
 number of completions; both count the completion tokens they produced.
 
@@ -28,7 +28,7 @@ def main() -> None:
     from transformers import GenerationConfig
 
     from goodhart.config import load_run_config
-    from goodhart.policy.rollout import completion_mask, encode_prompts, rollout
+    from goodhart.sampling.rollout import completion_mask, encode_prompts, rollout
     from goodhart.worlds import load_world
 
     world = load_world(load_run_config(world=args.world))

@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--world", default="sentiment", choices=["smoke", "sentiment"])
     args = ap.parse_args()
     from goodhart import aggregate, weight_average
-    from goodhart.reward.score import score_pairs
+    from goodhart.scoring import score_pairs
     from goodhart.worlds import proxy_factory
     from goodhart.worlds.sentiment import movie_prompts
 

@@ -10,7 +10,7 @@ CELLS = [
            "weight-average them (WARM), measure Best-of-n gold vs proxy against KL, fit Gao's curve, plot. "
            "Runs offline on a CPU in well under a minute."),
     ("code", "import os\nos.environ.setdefault('HF_HUB_OFFLINE', '1')\nimport copy\n\nimport numpy as np\nimport torch\n\n"
-             "import goodhart\nfrom goodhart.policy.sampling import completion_grid\n"
+             "import goodhart\nfrom goodhart.sampling.engines import completion_grid\n"
              "from goodhart.reward.data import pairs_to_comparisons\n\n"
              "cfg = goodhart.load_run_config(world='smoke')\nworld = goodhart.load_world(cfg)\n"
              "train_prompts, eval_prompts = world.prompts[:32], world.prompts[32:36]\nlen(world.prompts), world.gold_name"),

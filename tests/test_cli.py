@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from goodhart.reward.score import score_pairs
+from goodhart.scoring import score_pairs
 
 from helpers import assert_one_line_error, goodhart
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from goodhart import GoodhartError, aggregate, weight_average
-from goodhart.reward.score import score_pairs
+from goodhart.scoring import score_pairs
 from goodhart.worlds import smoke
 
 

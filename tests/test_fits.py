@@ -5,7 +5,7 @@ import pytest
 
 import goodhart
 from goodhart import GoodhartError, fit_bon, fit_rl
-from goodhart.study.fits import chance_test, chance_threshold, log_trend
+from goodhart.bon.fits import chance_test, chance_threshold, log_trend
 
 
 def test_exact_curves_recover_parameters_and_closed_form_peaks():

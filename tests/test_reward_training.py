@@ -6,8 +6,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from goodhart import make_pairs
-from goodhart.reward.score import score_pairs
 from goodhart.reward.train import Comparisons, evaluate_comparisons, train_reward_model
+from goodhart.scoring import score_pairs
 from goodhart.worlds import smoke
 
 

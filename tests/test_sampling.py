@@ -2,7 +2,7 @@
 
 import torch
 
-from goodhart.policy.sampling import sample_completions
+from goodhart.sampling.engines import sample_completions
 from goodhart.worlds import smoke
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from goodhart import load_run_config, load_world
-from goodhart.policy.sampling import sample_completions
-from goodhart.reward.score import score_pairs
+from goodhart.sampling.engines import sample_completions
+from goodhart.scoring import score_pairs
 
 pytestmark = pytest.mark.slow
 

@@ -19,15 +19,15 @@ _LAZY = {
     "World": "goodhart.worlds",
     "train_reward_model": "goodhart.reward.train",
     "Comparisons": "goodhart.reward.train",
-    "score_pairs": "goodhart.reward.score",
+    "score_pairs": "goodhart.scoring",
     "bt_loss": "goodhart.reward.bt",
     "weight_average": "goodhart.reward.warm",
-    "sample_completions": "goodhart.policy.sampling",
+    "sample_completions": "goodhart.sampling.engines",
     "build_report": "goodhart.report",
     "plot_bon": "goodhart.report",
-    "fit_bon": "goodhart.study.fits",
-    "fit_rl": "goodhart.study.fits",
-    "GaoFit": "goodhart.study.fits",
+    "fit_bon": "goodhart.bon.fits",
+    "fit_rl": "goodhart.bon.fits",
+    "GaoFit": "goodhart.bon.fits",
 }
 
 __all__ = [

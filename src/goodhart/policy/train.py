@@ -20,7 +20,6 @@ from goodhart.errors import GoodhartError
 from goodhart.policy.bond import ema_update, jbond_reward, jeffreys, log_p_le
 from goodhart.policy.kl import k3_loss, kl_in_reward, kl_per_sequence, mean_stderr
 from goodhart.policy.losses import nll_loss, pg_loss, rloo_advantages, shaped_reward
-from goodhart.policy.rollout import Rollout, encode_prompts, rollout, token_logprobs
 from goodhart.progress import console, progress_bar
 from goodhart.reward.ensemble import aggregate
 from goodhart.reward.load import load_reward_model
@@ -34,6 +33,7 @@ from goodhart.runs import (
     save_checkpoint,
     write_jsonl,
 )
+from goodhart.sampling.rollout import Rollout, encode_prompts, rollout, token_logprobs
 
 STATE = "checkpoint.pt"
 RANK_SEED = 7_919_993  # torch seed offset per torchrun rank (rank 0: the one-process seeds)

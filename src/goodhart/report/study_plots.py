@@ -5,7 +5,7 @@ from collections import defaultdict
 import numpy as np
 from matplotlib.figure import Figure
 
-from goodhart.study.fits import GaoFit, chance_threshold, fit_bon, fit_rl, log_trend
+from goodhart.bon.fits import chance_threshold, gao_predict, log_trend
 
 
 def curve_rows(rows: list[dict]) -> list[dict]:
@@ -38,11 +38,16 @@ def _by_cell(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return {k: sorted(v, key=lambda r: r.get("n", r.get("step", 0))) for k, v in groups.items()}
 
 
-def fit_of(curve: list[dict], method: str = "bon") -> GaoFit | None:
-    d, g = np.array([r["d"] for r in curve]), np.array([r["gold"] for r in curve])
-    if len(d) < 3 or np.unique(d[d > 0]).size < 2:
-        return None
-    return (fit_bon if method == "bon" else fit_rl)(d, g)
+def stored_fits(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """The fit each study cell stored (`fit_alpha`, `fit_beta`, their intervals, `fit_form`) by (cell,
+    aggregation); plots draw these and never refit a curve."""
+    return {(r["cell"], r["aggregation"]): r for r in cell_rows(rows) if r.get("fit_alpha") is not None}
+
+
+def fit_line(fit: dict | None, d) -> np.ndarray | None:
+    """The stored fit's R(d) at d, or None when the cell has no fit."""
+    return None if fit is None else gao_predict(fit["fit_form"], np.asarray(d, dtype=np.float64), fit["fit_alpha"],
+                                                fit["fit_beta"])
 
 
 def _sizes(rows: list[dict]) -> list[str]:
@@ -74,12 +79,13 @@ def plot_gao(rows: list[dict]) -> Figure:
     fig = Figure(figsize=(4.2 * cols, 3.4 * nrows + 0.6), layout="constrained")
     axes = fig.subplots(nrows, cols, squeeze=False, sharey=True).ravel()
     oracle = curves.get(("oracle", "gold"))
+    fits = stored_fits(rows)
     for ax, data in zip(axes, datas, strict=False):
         ax.set_title(f"{data} comparisons", fontsize=9)
         ax.grid(alpha=0.3)
         ax.axhline(0, color="0.8", lw=0.8)
         for i, size in enumerate(_sizes(rows)):
-            for (_, agg), curve in curves.items():
+            for (cell, agg), curve in curves.items():
                 r0 = curve[0] | {"aggregation": agg}
                 if r0.get("rm_size") != size or r0["data_size"] != data or not _match(r0, keys, skip=("data_size",)):
                     continue
@@ -89,9 +95,9 @@ def plot_gao(rows: list[dict]) -> Figure:
                 ax.fill_between(d, [r["gold_lo"] for r in curve], [r["gold_hi"] for r in curve], color=f"C{i}",
                                 alpha=0.1, lw=0)
                 ax.plot(d, [r["proxy"] for r in curve], "--", color=f"C{i}", lw=1)
-                fit = fit_of(curve)
-                if fit is not None:
-                    ax.plot(d, fit.predict(np.array(d)), ":", color=f"C{i}", lw=1.2)
+                line = fit_line(fits.get((cell, agg)), d)
+                if line is not None:
+                    ax.plot(d, line, ":", color=f"C{i}", lw=1.2)
         if oracle:
             ax.plot([r["d"] for r in oracle], [r["gold"] for r in oracle], "-", color="0.6", lw=0.8, label="gold-selected")
         ax.set_xlabel(D_LABEL, fontsize=8)
@@ -107,18 +113,17 @@ def plot_gao(rows: list[dict]) -> Figure:
 def size_trends(rows: list[dict]) -> dict:
     """α, β of the headline cells against RM parameters, with log-linear trends when ≥ 3 sizes."""
     keys = headline(rows)
+    fits = stored_fits(rows)
     pts = []
-    for (_, agg), curve in _by_cell(rows).items():
+    for (cell, agg), curve in _by_cell(rows).items():
         if curve[0].get("rm_size") is not None and curve[0]["method"] == "bon" and \
-                _match(curve[0] | {"aggregation": agg}, keys):
-            fit = fit_of(curve)
-            if fit is not None:
-                pts.append((curve[0]["rm_params"], fit))
+                _match(curve[0] | {"aggregation": agg}, keys) and (cell, agg) in fits:
+            pts.append((curve[0]["rm_params"], fits[(cell, agg)]))
     pts.sort(key=lambda p: p[0])
     out = {"params": [p for p, _ in pts], "fits": [f for _, f in pts]}
     if len({p for p, _ in pts}) >= 2 and len(pts) >= 3:
-        out["alpha"] = log_trend(out["params"], [f.alpha for f in out["fits"]])
-        out["beta"] = log_trend(out["params"], [f.beta for f in out["fits"]])
+        out["alpha"] = log_trend(out["params"], [f["fit_alpha"] for f in out["fits"]])
+        out["beta"] = log_trend(out["params"], [f["fit_beta"] for f in out["fits"]])
     return out
 
 
@@ -129,8 +134,8 @@ def plot_size_trends(rows: list[dict]) -> Figure:
     for k, name in enumerate(("alpha", "beta")):
         ax = fig.add_subplot(1, 2, k + 1)
         ax.set_xscale("log")
-        vals = [getattr(f, name) for f in t["fits"]]
-        ci = np.array([getattr(f, f"{name}_ci") for f in t["fits"]]).reshape(-1, 2)
+        vals = [f[f"fit_{name}"] for f in t["fits"]]
+        ci = np.array([f[f"fit_{name}_ci"] for f in t["fits"]]).reshape(-1, 2)
         ax.errorbar(t["params"], vals, yerr=[np.subtract(vals, ci[:, 0]), np.subtract(ci[:, 1], vals)], fmt="o",
                     capsize=3)
         if name in t:

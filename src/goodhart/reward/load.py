@@ -11,7 +11,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from goodhart.errors import GoodhartError
 from goodhart.reward.ensemble import METHODS, aggregate
-from goodhart.reward.score import score_pairs
+from goodhart.scoring import score_pairs
 
 ENSEMBLE_FILE = "ensemble.json"
 

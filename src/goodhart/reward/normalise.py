@@ -11,3 +11,12 @@ def normalisation(ref_scores, scale: bool = True) -> tuple[float, float]:
     ref = np.asarray(ref_scores, dtype=np.float64)
     sd = float(ref.std()) if scale else 1.0
     return float(ref.mean()), (sd if sd > 0 else 1.0)
+
+
+def standardise(scores, ref_scores=None) -> tuple[np.ndarray, float, float]:
+    """(z, shift, scale): scores standardised on ref_scores (default: on themselves), SPEC §5.
+
+    z = (scores − shift) / scale with (shift, scale) = normalisation(ref_scores). Any shape.
+    """
+    shift, scale = normalisation(scores if ref_scores is None else ref_scores)
+    return (np.asarray(scores, dtype=np.float64) - shift) / scale, shift, scale

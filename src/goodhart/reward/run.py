@@ -8,15 +8,15 @@ import torch
 from goodhart import dist
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
-from goodhart.policy.pool import policy_pool
 from goodhart.progress import console
 from goodhart.reward.data import read_preferences, split_file_preferences, world_preferences
 from goodhart.reward.load import checkpoint_dir, load_checkpoint, load_reward_model
 from goodhart.reward.normalise import normalisation
-from goodhart.reward.score import score_pairs
 from goodhart.reward.train import Comparisons, evaluate_comparisons, pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
 from goodhart.runs import METRICS, RESULTS, RunDir, read_jsonl, save_checkpoint, write_jsonl
+from goodhart.sampling.pool import policy_pool
+from goodhart.scoring import score_pairs
 
 RM_STATE = "rm_state.pt"  # resumable training state (weights, optimizer, schedule, RNG, step)
 

@@ -19,8 +19,8 @@ from goodhart import dist
 from goodhart.device import autocast
 from goodhart.progress import console, progress_bar
 from goodhart.reward.bt import bt_loss, centering_loss
-from goodhart.reward.score import reward_from_logits, score_pairs
 from goodhart.runs import atomic_write_bytes
+from goodhart.scoring import reward_from_logits, score_pairs
 
 
 @dataclass

@@ -15,20 +15,20 @@ import numpy as np
 import torch
 
 from goodhart import dist
-from goodhart.bon import bon_bootstrap, bon_estimate, default_ns, kl_bound
+from goodhart.bon.curve import bon_curve, resolve_ns
 from goodhart.config import RunConfig
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
-from goodhart.policy.pool import policy_pool
-from goodhart.policy.sampling import check_engine
 from goodhart.progress import console
 from goodhart.reward.data import VAL_PAIRS_MAX, world_preferences
 from goodhart.reward.labels import make_pairs
 from goodhart.reward.load import RewardModel
-from goodhart.reward.normalise import normalisation
+from goodhart.reward.normalise import standardise
 from goodhart.reward.run import fit_reward_model
 from goodhart.reward.train import pair_correct
 from goodhart.runs import SAMPLES, RunDir, save_checkpoint, write_jsonl
+from goodhart.sampling.engines import check_engine
+from goodhart.sampling.pool import policy_pool
 from goodhart.worlds import World, load_world
 
 
@@ -102,20 +102,9 @@ def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], c
 
 def bon_rows(gold: np.ndarray, proxy: np.ndarray, ns: np.ndarray, n_boot: int, seed: int) -> list[dict]:
     """Result rows for proxy-selected and gold-selected (oracle) Best-of-n, gold/proxy both reported."""
-    kl = kl_bound(ns)
-    rows = []
-    for selector, select in (("proxy", proxy), ("gold", gold)):
-        g = bon_estimate(select, gold, ns).mean(axis=0)
-        p = bon_estimate(select, proxy, ns).mean(axis=0)
-        g_lo, g_hi = bon_bootstrap(select, gold, ns, n_boot, seed) if n_boot else (g, g)
-        p_lo, p_hi = bon_bootstrap(select, proxy, ns, n_boot, seed) if n_boot else (p, p)
-        for j, n in enumerate(ns):
-            rows.append({
-                "study": "bon", "method": "bon", "reward_model": selector, "n": int(n), "kl": kl[j],
-                "d": float(np.sqrt(kl[j])), "gold": g[j], "gold_lo": g_lo[j], "gold_hi": g_hi[j],
-                "proxy": p[j], "proxy_lo": p_lo[j], "proxy_hi": p_hi[j],
-            })
-    return rows
+    return [{"study": "bon", "method": "bon", "reward_model": selector} | point
+            for selector, select in (("proxy", proxy), ("gold", gold))
+            for point in bon_curve(select, gold, proxy, ns, n_boot, seed)["points"]]
 
 
 def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> Path:
@@ -160,10 +149,9 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
         console.print(f"own proxy {rm.name}: accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} "
                       "gold-labelled pairs of the evaluation pool")
 
-    g_shift, g_scale = normalisation(gold_raw)
-    p_shift, p_scale = normalisation(proxy_raw)
-    gold, proxy = (gold_raw - g_shift) / g_scale, (proxy_raw - p_shift) / p_scale
-    ns = np.asarray(cfg.bon.ns, dtype=np.int64) if cfg.bon.ns is not None else default_ns(N)
+    gold, g_shift, g_scale = standardise(gold_raw)
+    proxy, p_shift, p_scale = standardise(proxy_raw)
+    ns = resolve_ns(cfg.bon.ns, N)
     common = {
         "world": world.name, "gold_reward": world.gold_name, "rm_backbone": rm.name if cfg.proxy else world.proxy_name,
         "rm_params": rm_stats["rm/params"], "rm_pairs": rm_stats["rm/train_pairs"],

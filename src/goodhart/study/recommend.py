@@ -13,9 +13,9 @@ import numpy as np
 from scipy.optimize import brentq
 
 from goodhart.bon import bon_estimate, kl_bound
+from goodhart.bon.fits import fit_bon
 from goodhart.errors import GoodhartError
 from goodhart.runs import SAMPLES, RunDir, atomic_write_text, read_jsonl
-from goodhart.study.fits import fit_bon
 
 
 def n_for_kl(kl: float) -> float:

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from goodhart.bon import bon_estimate, default_ns, kl_bound
-from goodhart.policy.pool import policy_pool
+from goodhart.bon.curve import bon_curve, resolve_ns
 from goodhart.progress import console
 from goodhart.report.tables import suite_table
 from goodhart.reward.data import VAL_PAIRS_MAX, pairs_to_comparisons, world_preferences
 from goodhart.reward.ensemble import aggregate
 from goodhart.reward.labels import make_pairs
-from goodhart.reward.normalise import normalisation
+from goodhart.reward.normalise import standardise
 from goodhart.reward.run import set_dropout
-from goodhart.reward.score import score_pairs
 from goodhart.reward.train import pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
 from goodhart.runs import atomic_write_text
+from goodhart.sampling.pool import policy_pool
+from goodhart.scoring import score_pairs
 from goodhart.study.bon_run import start_study, world_pools
 
 
@@ -68,14 +68,10 @@ def score_sets(model, tok, sets: dict, max_length: int) -> dict:
     return {k: score_pairs(model, tok, p, c, max_length=max_length) for k, (p, c) in sets.items()}
 
 
-def _standardised(scores: dict) -> dict:
-    shift, scale = normalisation(scores["pool"])
-    return {k: (v - shift) / scale for k, v in scores.items()}
-
-
 def standardised_scores(model, tok, sets: dict, max_length: int) -> dict:
     """Scores of every named set, standardised on the set named "pool" (initial-policy samples, SPEC §5)."""
-    return _standardised(score_sets(model, tok, sets, max_length))
+    scores = score_sets(model, tok, sets, max_length)
+    return {k: standardise(v, scores["pool"])[0] for k, v in scores.items()}
 
 
 def selector_scores(members, tok, sets, cfg) -> dict:
@@ -115,27 +111,23 @@ def run_rm_suite(cfg, out: str | Path, overwrite: bool = False) -> Path:
     members, tok = train_members(world, cfg, run, train, device)
     scores = selector_scores(members, tok, sets, cfg)
 
-    g_shift, g_scale = normalisation(pool_gold)
-    gold_norm = (pool_gold - g_shift) / g_scale
-    ns = np.asarray(cfg.bon.ns, dtype=np.int64) if cfg.bon.ns is not None else default_ns(N)
-    kl = kl_bound(ns)
+    gold_norm = standardise(pool_gold)[0]
+    ns = resolve_ns(cfg.bon.ns, N)
     rows = []
     for name, s in scores.items():
         select = s["pool"].reshape(pool_gold.shape)
-        g_curve = bon_estimate(select, gold_norm, ns).mean(axis=0)
-        p_curve = bon_estimate(select, select, ns).mean(axis=0)
-        peak = int(np.argmax(g_curve))
+        curve = bon_curve(select, gold_norm, select, ns)
+        peak = curve["summary"]
         rows.append({
             "study": "rm_suite", "reward_model": name, "kind": name.split("_M")[0].rstrip("_0123456789"),
             "members": int(name.rsplit("_M", 1)[1]) if "_M" in name else 1, "label_noise": cfg.rm.label_noise,
             "clean_acc": _accuracy(s["val_c"], s["val_r"]), "flipped_memorised": _accuracy(s["flip_c"], s["flip_r"]),
             "ood_acc": _accuracy(s["ood_c"], s["ood_r"]) if "ood_c" in s else None,
-            "bon_peak_gold": float(g_curve[peak]), "bon_peak_n": int(ns[peak]), "bon_gold_at_max_n": float(g_curve[-1]),
+            "bon_peak_gold": peak["peak_gold"], "bon_peak_n": peak["peak_n"], "bon_gold_at_max_n": peak["gold_at_max_n"],
             "train_pairs": len(train), "flipped_pairs": int(flipped.sum()), "seed": cfg.seed,
         })
-        rows += [{"study": "bon", "method": "bon", "reward_model": name, "world": world.name, "n": int(n), "kl": kl[j],
-                  "d": float(np.sqrt(kl[j])), "gold": g_curve[j], "proxy": p_curve[j], "seed": cfg.seed}
-                 for j, n in enumerate(ns)]
+        rows += [{"study": "bon", "method": "bon", "reward_model": name, "world": world.name}
+                 | {k: p[k] for k in ("n", "kl", "d", "gold", "proxy")} | {"seed": cfg.seed} for p in curve["points"]]
     run.append_results(rows)
     table = suite_table([r for r in rows if r["study"] == "rm_suite"])
     atomic_write_text(run.file("table.md"), table)

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from goodhart.bon import bon_estimate, kl_bound
+from goodhart.bon import kl_bound
+from goodhart.bon.curve import bon_curve, values
 from goodhart.bon.soft import tilted_kl, tilted_reward
 from goodhart.progress import console
 from goodhart.reward.data import world_preferences
-from goodhart.reward.normalise import normalisation
+from goodhart.reward.normalise import standardise
 from goodhart.reward.run import train_ensemble
 from goodhart.runs import atomic_write_text
 from goodhart.study.bon_run import start_study, world_pools
@@ -59,9 +60,9 @@ def stopping_table(gold: np.ndarray, members: np.ndarray, cfg, seed: int) -> tup
     order = np.random.default_rng(seed).permutation(B)
     fit, held = order[: B // 2], order[B // 2 :]
     ns = np.arange(1, N + 1)
-    curve = lambda idx, ev: bon_estimate(ens[idx], ev[idx], ns).mean(axis=0)  # noqa: E731
-    gold_fit, gold_held = curve(fit, gold), curve(held, gold)
-    dis_fit, gap_fit = curve(fit, var), curve(fit, gap)
+    on_fit = bon_curve(ens[fit], gold[fit], ens[fit], ns, extra={"disagreement": var[fit], "gap": gap[fit]})
+    gold_fit, dis_fit, gap_fit = (values(on_fit, k) for k in ("gold", "disagreement", "gap"))
+    gold_held = values(bon_curve(ens[held], gold[held], ens[held], ns), "gold")
     rec = recommend_n(ns, gold_fit, cfg.tolerance)
     uniform = np.full(N, 1.0 / N)
     soft_fit = [np.mean([tilted_reward(uniform, ens[b], gold[b], lam) for b in fit]) for lam in cfg.lams]
@@ -90,14 +91,14 @@ def stopping_table(gold: np.ndarray, members: np.ndarray, cfg, seed: int) -> tup
         r["kl_from_peak"] = float(r["kl"] - kl_bound(best))
     everyone = np.arange(B)
     frontier = [{"study": "frontier", "method": "bon", "n": int(n), "kl": float(kl_bound(n)), "gold": float(g)}
-                for n, g in zip(ns, curve(everyone, gold), strict=True)]
+                for n, g in zip(ns, values(bon_curve(ens, gold, ens, ns), "gold"), strict=True)]
     frontier += [{"study": "frontier", "method": "soft_bon", "lam": float(x),
                   "kl": float(np.mean([tilted_kl(uniform, ens[b], x) for b in everyone])),
                   "gold": float(np.mean([tilted_reward(uniform, ens[b], gold[b], x) for b in everyone]))}
                  for x in sorted({*cfg.lams, *np.geomspace(0.01, 10, 13).tolist()})]
     rows += [r | {"d": float(np.sqrt(r["kl"]))} for r in frontier]
     curves = {"n": ns.tolist(), "kl": kl_bound(ns).tolist(), "gold_fit": gold_fit.tolist(),
-              "gold_held": gold_held.tolist(), "proxy_fit": curve(fit, ens).tolist(),
+              "gold_held": gold_held.tolist(), "proxy_fit": values(on_fit, "proxy").tolist(),
               "disagreement_fit": dis_fit.tolist(), "gap_fit": gap_fit.tolist(),
               "soft_lams": list(cfg.lams), "soft_gold_fit": [float(x) for x in soft_fit]}
     return rows, curves
@@ -121,8 +122,7 @@ def run_stopping(cfg, out: str | Path, overwrite: bool = False) -> Path:
     members, tok = train_ensemble(lambda: world.make_proxy(cfg.seed), train, cfg.rm, cfg.members,
                                   cfg.member_dropouts, cfg.seed, device, log=run.log_metrics)
     scores = _member_scores(members, tok, eval_prompts, pool, cfg.rm.max_length)
-    shift, scale = normalisation(pool_gold)
-    rows, curves = stopping_table((pool_gold - shift) / scale, scores, cfg, cfg.seed)
+    rows, curves = stopping_table(standardise(pool_gold)[0], scores, cfg, cfg.seed)
     run.append_results(rows)
     atomic_write_text(run.file("curves.json"), json.dumps(curves))
     table = table_md([r for r in rows if r["study"] == "stopping"])

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from goodhart.bon import bon_bootstrap, bon_estimate, default_ns, kl_bound
+from goodhart.bon.curve import bon_curve, fit_summary, resolve_ns
+from goodhart.bon.fits import chance_test, fit_rl
 from goodhart.config import POLICY_PRESETS, PolicyTrainConfig, StudyConfig, _merge, validate
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
-from goodhart.policy.pool import policy_pool
 from goodhart.progress import console
 from goodhart.reward.data import world_preferences
 from goodhart.reward.ensemble import aggregate
 from goodhart.reward.family import count_params, shrink, sized_config
-from goodhart.reward.normalise import normalisation
+from goodhart.reward.normalise import standardise
 from goodhart.reward.run import train_ensemble
 from goodhart.reward.train import pair_correct
 from goodhart.reward.warm import weight_average
@@ -40,8 +40,8 @@ from goodhart.runs import (
     save_checkpoint,
     write_jsonl,
 )
+from goodhart.sampling.pool import policy_pool
 from goodhart.study.bon_run import split_prompts
-from goodhart.study.fits import chance_test, fit_bon, fit_rl
 from goodhart.study.live import StudyTable
 from goodhart.study.rm_suite import standardised_scores
 
@@ -145,30 +145,13 @@ def prepare(cfg: StudyConfig) -> Pools:
     N = cfg.data.eval_samples_per_prompt
     pool, pool_gold = policy_pool(world, eval_prompts, N, cfg.sampling, cfg.seed + 1, "sample eval pool", cfg.cache)
     world.policy.to("cpu")  # the policy is not needed again until a policy cell
-    shift, scale = normalisation(pool_gold)
-    ns = np.asarray(cfg.bon.ns, dtype=np.int64) if cfg.bon.ns is not None else default_ns(N)
-    return Pools(world, device, train_prompts, comps, gold, eval_prompts, pool, (pool_gold - shift) / scale, ns)
+    return Pools(world, device, train_prompts, comps, gold, eval_prompts, pool, standardise(pool_gold)[0],
+                 resolve_ns(cfg.bon.ns, N))
 
 
-def bon_curve(select: np.ndarray, pools: Pools, n_boot: int, seed: int) -> dict:
-    """Gold and proxy of Best-of-n selected by `select` (E, N), with bootstrap bands and the Gao fit."""
-    ns, kl = pools.ns, kl_bound(pools.ns)
-    gold = bon_estimate(select, pools.gold_norm, ns).mean(axis=0)
-    proxy = bon_estimate(select, select, ns).mean(axis=0)
-    g_lo, g_hi = bon_bootstrap(select, pools.gold_norm, ns, n_boot, seed) if n_boot else (gold, gold)
-    p_lo, p_hi = bon_bootstrap(select, select, ns, n_boot, seed) if n_boot else (proxy, proxy)
-    points = [{"n": int(n), "kl": float(kl[j]), "d": float(np.sqrt(kl[j])), "gold": float(gold[j]),
-               "gold_lo": float(g_lo[j]), "gold_hi": float(g_hi[j]), "proxy": float(proxy[j]),
-               "proxy_lo": float(p_lo[j]), "proxy_hi": float(p_hi[j])} for j, n in enumerate(ns)]
-    peak = int(np.argmax(gold))
-    summary = {"peak_n": int(ns[peak]), "peak_gold": float(gold[peak]), "peak_gold_lo": float(g_lo[peak]),
-               "peak_gold_hi": float(g_hi[peak]), "peak_kl": float(kl[peak]), "gold_at_max_n": float(gold[-1]),
-               "proxy_at_max_n": float(proxy[-1])}
-    return {"points": points, "summary": summary | fit_summary(fit_bon(np.sqrt(kl), gold))}
-
-
-def fit_summary(fit) -> dict:
-    return {f"fit_{k}": v for k, v in fit.as_row().items() if k != "form"} | {"fit_form": fit.form}
+def pool_curve(select: np.ndarray, pools: Pools, n_boot: int, seed: int, extra: dict | None = None) -> dict:
+    """bon_curve on the shared pool: gold, and the selector's own score as the proxy."""
+    return bon_curve(select, pools.gold_norm, select, pools.ns, n_boot, seed, extra)
 
 
 def _train_members(cfg: StudyConfig, pools: Pools, cell: Cell, train, run: RunDir) -> list:
@@ -224,10 +207,8 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
     rows, heads = [], []
     for name, s in rms.items():
         select = s["pool"].reshape(pools.pool.shape)
-        curve = bon_curve(select, pools, cfg.bon.bootstrap, cell.seed)
-        if len(members) > 1:
-            for p, v in zip(curve["points"], bon_estimate(select, var, pools.ns).mean(axis=0), strict=True):
-                p["disagreement"] = float(v)
+        curve = pool_curve(select, pools, cfg.bon.bootstrap, cell.seed,
+                           {"disagreement": var} if len(members) > 1 else None)
         hits = pair_correct(s["val_c"], s["val_r"])
         correct = int(np.sum(hits == 1.0))
         summary = {"val_acc": float(np.mean(hits)), "val_correct": correct,
@@ -250,7 +231,7 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
 
 def oracle_rows(cfg: StudyConfig, pools: Pools) -> list[dict]:
     """Best-of-n selected by gold itself: the ceiling every proxy is measured against."""
-    curve = bon_curve(pools.gold_norm, pools, cfg.bon.bootstrap, cfg.seed)
+    curve = pool_curve(pools.gold_norm, pools, cfg.bon.bootstrap, cfg.seed)
     common = {"study": "study", "cell": ORACLE, "method": "bon", "aggregation": "gold", "world": pools.world.name}
     return [common | p for p in curve["points"]] + [common | {"study": "study_cell"} | curve["summary"]]
 

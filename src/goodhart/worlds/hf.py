@@ -71,7 +71,7 @@ def _gold_identity(spec: str, is_callable: bool) -> str:
 
 
 def _checkpoint_gold(path: str, trust_remote_code: bool):
-    from goodhart.reward.score import score_pairs
+    from goodhart.scoring import score_pairs
 
     model = _load("gold reward model", path, AutoModelForSequenceClassification, trust_remote_code=trust_remote_code)
     tok = _load("gold reward tokenizer", path, AutoTokenizer, trust_remote_code=trust_remote_code)

@@ -5,8 +5,8 @@ import torch
 
 from goodhart import dist
 from goodhart.errors import GoodhartError
-from goodhart.policy.rollout import encode_prompts, rollout
 from goodhart.progress import progress_bar
+from goodhart.sampling.rollout import encode_prompts, rollout
 
 
 def sample_completions(model, tokenizer, texts: list[str], k: int, *, max_new_tokens: int,

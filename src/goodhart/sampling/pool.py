@@ -8,9 +8,9 @@ from functools import partial
 import numpy as np
 
 from goodhart import dist
-from goodhart.policy.sampling import completion_grid, sample_completions, vllm_completions
 from goodhart.progress import console
 from goodhart.runs import atomic_write_text, cache_dir
+from goodhart.sampling.engines import completion_grid, sample_completions, vllm_completions
 
 
 def pool_key(world, prompts: list[str], k: int, sampling, seed: int) -> str:

@@ -39,8 +39,7 @@ class GaoFit:
 
     def predict(self, d) -> np.ndarray:
         """R(d) under this fit; d ≥ 0 (R(0) = 0)."""
-        d = np.asarray(d, dtype=np.float64)
-        return _design(self.form, d) @ np.array([self.alpha, self.beta])
+        return gao_predict(self.form, d, self.alpha, self.beta)
 
     def predict_interval(self, d) -> tuple[np.ndarray, np.ndarray]:
         """Confidence interval of the fitted mean R(d) (same level as the fit): x·θ ± t·sqrt(x Σ xᵀ)."""
@@ -67,6 +66,11 @@ def _design(form: Form, d: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         dlogd = np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
     return np.stack([d, -dlogd], axis=-1)
+
+
+def gao_predict(form: Form, d, alpha: float, beta: float) -> np.ndarray:
+    """R(d) = d(α − βd) (bon) or d(α − β log d) (rl) at d ≥ 0, R(0) = 0 (SPEC §10). d: any shape."""
+    return _design(form, np.asarray(d, dtype=np.float64)) @ np.array([alpha, beta])
 
 
 def _peak(form: Form, a: float, b: float) -> tuple[float, float, np.ndarray] | None:
