@@ -55,9 +55,9 @@ def golden_outputs(tmp: Path) -> dict:
         load_stopping_config,
         load_study_config,
     )
-    from goodhart.policy.train import train_policy
     from goodhart.reward.run import train_rm_run
     from goodhart.study.bon_run import run_bon_study
+    from goodhart.study.policy_run import run_policy
     from goodhart.study.rm_suite import run_rm_suite
     from goodhart.study.stopping import run_stopping
     from goodhart.study.sweep import run_study
@@ -79,7 +79,7 @@ def golden_outputs(tmp: Path) -> dict:
     train_rm_run(load_rm_train_config(world="smoke", overrides=["rm.epochs=2"]), tmp / "rm")
     out["rm train"] = _snapshot(tmp / "rm")
     for method in ("rloo", "jbond"):
-        train_policy(load_policy_train_config(world="smoke", overrides=[f"reward_model={tmp / 'rm'}",
+        run_policy(load_policy_train_config(world="smoke", overrides=[f"reward_model={tmp / 'rm'}",
                                                                         f"method={method}"]), tmp / method)
         out[f"policy train {method}"] = _snapshot(tmp / method)
     return out

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from goodhart.config import load_policy_train_config, load_rm_train_config
-from goodhart.policy.train import train_policy
+from goodhart.study.policy_run import run_policy
 from goodhart.reward.run import train_rm_run
 
 
@@ -19,7 +19,7 @@ def rm(tmp_path_factory):
 
 def _train(rm, out, *overrides, resume=False):
     cfg = load_policy_train_config(world="smoke", overrides=[f"reward_model={rm}", *overrides])
-    train_policy(cfg, out, resume=resume)
+    run_policy(cfg, out, resume=resume)
     results = [json.loads(line) for line in open(out / "results.jsonl")]
     metrics = [json.loads(line) for line in open(out / "metrics.jsonl")]
     return results, metrics

@@ -269,11 +269,11 @@ def policy_train(
     from goodhart.config import load_policy_train_config
 
     cfg = load_policy_train_config(config, world, set_ or [])
-    from goodhart.policy.train import train_policy
+    from goodhart.study.policy_run import run_policy
 
     if resume and out is None:
         raise GoodhartError("--resume needs --out (the run directory to continue)")
-    train_policy(cfg, out or Path("runs") / f"policy-{cfg.method}-{datetime.now():%Y%m%d-%H%M%S}",
+    run_policy(cfg, out or Path("runs") / f"policy-{cfg.method}-{datetime.now():%Y%m%d-%H%M%S}",
                  resume=resume, overwrite=overwrite)
 
 

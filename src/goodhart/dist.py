@@ -165,6 +165,17 @@ def wrap(model, parallel: str, device: torch.device):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+def wrap_policy(policy, ref, anchor, parallel: str, device: torch.device):
+    """(net, ref, anchor) for policy training: gradients flow through `net` (DDP or FSDP around the
+    policy); under FSDP the frozen reference and anchor are sharded the same way (same collectives).
+    Sampling and frozen forwards use the modules themselves. Without torchrun: (policy, ref, anchor)."""
+    net = wrap(policy, parallel, device)
+    if is_sharded(policy):
+        ref = wrap(ref, "fsdp", device)
+        anchor = wrap(anchor, "fsdp", device) if anchor is not None else None
+    return net, ref, anchor
+
+
 def is_sharded(model) -> bool:
     return any(type(p).__name__ == "DTensor" for p in model.parameters())
 

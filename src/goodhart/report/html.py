@@ -1,20 +1,13 @@
 """report.html and plots/ for a run directory, rebuilt from results.jsonl alone."""
 
-import base64
 import html
-import io
 from pathlib import Path
 
 from goodhart.errors import GoodhartError
+from goodhart.report.figures import STYLE, img_tag, save_figure
 from goodhart.report.plots import plot_bon, plot_policy, plot_suite_accuracy
 from goodhart.report.tables import suite_table
-from goodhart.runs import RESULTS, RunDir, atomic_write_bytes, atomic_write_text
-
-
-def _fig_bytes(fig, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=130)
-    return buf.getvalue()
+from goodhart.runs import RESULTS, RunDir, atomic_write_text
 
 
 def _fmt(r: dict, key: str) -> str:
@@ -36,38 +29,28 @@ def _key_rows(rows: list[dict]) -> list[tuple[str, dict]]:
 
 def _suite_section(run: RunDir, suite: list[dict]) -> str:
     fig = plot_suite_accuracy(suite)
-    png = _fig_bytes(fig, "png")
-    atomic_write_bytes(run.path / "plots" / "rm_accuracy.png", png)
-    atomic_write_bytes(run.path / "plots" / "rm_accuracy.svg", _fig_bytes(fig, "svg"))
+    png = save_figure(run.path, "rm_accuracy", fig)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|")) + "</tr>"
         for i, line in enumerate(suite_table(suite).splitlines()) if i != 1
     )
     return (f"<h2>Reward models: members, ensembles, WARM (label noise ρ = {suite[0].get('label_noise')})</h2>"
-            f"<table>{body}</table><img src=\"data:image/png;base64,{base64.b64encode(png).decode()}\" "
-            f"alt=\"RM accuracies\">")
-
-
-_STYLE = """<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
-th{background:#f4f4f4}img{max-width:100%}</style>"""
+            f"<table>{body}</table>{img_tag(png, 'RM accuracies')}")
 
 
 def _policy_report(run: RunDir, rows: list[dict]) -> Path:
     fig = plot_policy(rows)
-    png = _fig_bytes(fig, "png")
-    atomic_write_bytes(run.path / "plots" / "policy.png", png)
-    atomic_write_bytes(run.path / "plots" / "policy.svg", _fig_bytes(fig, "svg"))
+    png = save_figure(run.path, "policy", fig)
     cells = ("method", "beta_kl", "step", "kl", "d", "gold", "gold_se", "proxy", "proxy_se")
     body = "".join("<tr>" + "".join(
         f"<td>{r[c]:.3f}</td>" if isinstance(r.get(c), float) else f"<td>{html.escape(str(r.get(c)))}</td>"
         for c in cells) + "</tr>" for r in rows)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>goodhart policy report</title>{_STYLE}</head>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>goodhart policy report</title>{STYLE}</head>
 <body><h1>goodhart: policy optimisation, gold vs proxy</h1>
 <p>Gold and proxy reward of the policy's samples on held-out prompts (normalised so the initial
 policy scores 0 with unit standard deviation) against d = sqrt(KL(π‖π_ref)), KL estimated with k3.
 Overoptimization: proxy (dashed) still rising while gold (solid) stalls or falls.</p>
-<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="gold and proxy vs sqrt(KL)">
+{img_tag(png, "gold and proxy vs sqrt(KL)")}
 <table><tr>{"".join(f"<th>{c}</th>" for c in cells)}</tr>{body}</table></body></html>
 """
     out = run.path / "report.html"
@@ -95,9 +78,7 @@ def build_report(run_dir: str | Path) -> Path:
     if missing:
         raise GoodhartError(f"{run.path / RESULTS} rows lack the column(s) {', '.join(missing)}")
     fig = plot_bon(rows)
-    png = _fig_bytes(fig, "png")
-    atomic_write_bytes(run.path / "plots" / "bon.png", png)
-    atomic_write_bytes(run.path / "plots" / "bon.svg", _fig_bytes(fig, "svg"))
+    png = save_figure(run.path, "bon", fig)
     suite = [r for r in all_rows if r.get("study") == "rm_suite"]
     suite_html = _suite_section(run, suite) if suite else ""
 
@@ -119,9 +100,7 @@ def build_report(run_dir: str | Path) -> Path:
     )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>goodhart report — {html.escape(str(top.get('world')))}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
-table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}
-th{{background:#f4f4f4}}img{{max-width:100%}}</style></head><body>
+{STYLE}</head><body>
 <h1>goodhart: Best-of-n gold vs proxy</h1>
 <p>The policy's completions are re-ranked by a learned <b>proxy</b> reward model; the <b>gold</b> reward
 that labelled the proxy's training comparisons measures what is really gained. Each curve is the
@@ -129,7 +108,7 @@ unbiased Best-of-n estimate (mean over all size-n subsets of the pool) against
 d = sqrt(KL), KL = log n − (n − 1)/n. Rewards are normalised so the initial policy scores 0 with
 unit standard deviation. Bands: 95% two-level bootstrap (prompts, then samples). Overoptimization shows
 as proxy (dashed) still rising while gold (solid) flattens or falls.</p>
-<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="gold and proxy vs sqrt(KL)">
+{img_tag(png, "gold and proxy vs sqrt(KL)")}
 <h2>Key points (selected by the proxy RM)</h2>
 <table><tr><th></th><th>n</th><th>d</th><th>gold [95% CI]</th><th>proxy [95% CI]</th></tr>{key_html}</table>
 {suite_html}<h2>Setup</h2><table>{fact_html}</table>

@@ -1,12 +1,11 @@
 """report.html of a `goodhart study`: config, fits with intervals, figures, sample completions."""
 
-import base64
 import html
-import io
 
 import numpy as np
 import yaml
 
+from goodhart.report.figures import STYLE, img_tag, save_figure
 from goodhart.report.study_plots import (
     cell_rows,
     headline,
@@ -18,23 +17,12 @@ from goodhart.report.study_plots import (
     size_trends,
     thresholds,
 )
-from goodhart.runs import RunDir, atomic_write_bytes, atomic_write_text
-
-STYLE = """<style>body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;
-text-align:left;vertical-align:top}th{background:#f4f4f4}img{max-width:100%}pre{background:#f7f7f7;padding:.6rem;
-font-size:.8rem;overflow:auto}</style>"""
+from goodhart.runs import RunDir, atomic_write_text
 
 
 def _save(run: RunDir, name: str, fig) -> str:
     """Write plots/<name>.png and .svg; return an <img> with the PNG embedded."""
-    out = {}
-    for fmt in ("png", "svg"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=130)
-        out[fmt] = buf.getvalue()
-        atomic_write_bytes(run.path / "plots" / f"{name}.{fmt}", out[fmt])
-    return f'<img src="data:image/png;base64,{base64.b64encode(out["png"]).decode()}" alt="{name}">'
+    return img_tag(save_figure(run.path, name, fig), name)
 
 
 def _num(v, fmt: str = ".3f") -> str:

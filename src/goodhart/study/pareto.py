@@ -6,9 +6,10 @@ from pathlib import Path
 
 import yaml
 
-from goodhart.policy.train import STATE, train_policy
+from goodhart.policy.train import STATE
 from goodhart.progress import console
 from goodhart.runs import CONFIG, RESULTS, RunDir, atomic_write_text, read_jsonl, write_jsonl
+from goodhart.study.policy_run import run_policy
 
 
 def _finished(run: Path, steps: int) -> bool:
@@ -30,7 +31,7 @@ def run_pareto(cfg, out: str | Path) -> Path:
             console.print(f"{name}: done already, skipped")
             continue
         console.print(f"[bold]{name}[/]")
-        train_policy(sub, run, resume=(run / STATE).is_file(), overwrite=(run / CONFIG).is_file())
+        run_policy(sub, run, resume=(run / STATE).is_file(), overwrite=(run / CONFIG).is_file())
     rows = [r for name, _ in cfg.runs() for r in RunDir(out / name).results()]
     write_jsonl(out / RESULTS, rows)
     build_report(out)

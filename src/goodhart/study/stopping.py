@@ -126,15 +126,11 @@ def run_stopping(cfg, out: str | Path, overwrite: bool = False) -> Path:
     run.append_results(rows)
     atomic_write_text(run.file("curves.json"), json.dumps(curves))
     table = table_md([r for r in rows if r["study"] == "stopping"])
+    from goodhart.report.figures import save_figure
     from goodhart.report.plots import plot_soft_frontier
-    from goodhart.runs import atomic_write_bytes
 
-    for fmt in ("png", "svg"):
-        import io
-
-        buf = io.BytesIO()
-        plot_soft_frontier(rows).savefig(buf, format=fmt, dpi=130)
-        atomic_write_bytes(run.path / "plots" / f"soft_vs_hard.{fmt}", buf.getvalue())
+    if run.writer:
+        save_figure(run.path, "soft_vs_hard", plot_soft_frontier(rows))
     atomic_write_text(run.file("table.md"), table)
     print(table)
     run.log_metrics(phase="summary", **{"time/total_s": time.perf_counter() - start})

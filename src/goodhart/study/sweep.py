@@ -238,7 +238,8 @@ def oracle_rows(cfg: StudyConfig, pools: Pools) -> list[dict]:
 
 def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: list[dict]) -> tuple[list[dict], str]:
     """`goodhart policy train` against the cell's saved RM (resuming its own checkpoint), as study rows."""
-    from goodhart.policy.train import STATE, train_policy
+    from goodhart.policy.train import STATE
+    from goodhart.study.policy_run import run_policy
 
     sub = run.path / "cells" / pcell.id
     settings = _merge(_merge(POLICY_PRESETS[cfg.world], cfg.policy.settings), {
@@ -246,7 +247,7 @@ def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: l
         "beta_kl": pcell.kl_penalty, "seed": pcell.rm.seed, "device": cfg.device, "sampling": cfg.sampling.model_dump(),
         "hf": cfg.hf.model_dump()})
     pcfg = validate(PolicyTrainConfig, settings)
-    train_policy(pcfg, sub, resume=(sub / STATE).is_file(), overwrite=(sub / CONFIG).is_file())
+    run_policy(pcfg, sub, resume=(sub / STATE).is_file(), overwrite=(sub / CONFIG).is_file())
     points = [r for r in read_jsonl(sub / RESULTS) if "step" in r]
     rm = next(r for r in rm_rows if r["study"] == "study_cell" and r["aggregation"] == "single")
     common = {"study": "study", "cell": pcell.id, "method": pcell.method, "kl_penalty": pcell.kl_penalty,
