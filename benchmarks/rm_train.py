@@ -26,21 +26,23 @@ def main() -> None:
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    from goodhart.config import load_rm_train_config
+    from goodhart.config import RMTraining, load_rm_train_config
     from goodhart.reward.run import preference_split
     from goodhart.reward.train import train_reward_model
     from goodhart.worlds import proxy_factory
+
+    settings = RMTraining(lr=3e-5, epochs=1, batch_size=8, max_length=96)
 
     cfg = load_rm_train_config(world=args.world, overrides=[f"rm.max_pairs={args.pairs}"])
     train, _, _ = preference_split(cfg)
     make = proxy_factory(cfg.world, cfg.hf)
 
     warm, tok = make(0)  # warm up torch (thread pool, allocator) so neither side pays it
-    train_reward_model(warm, tok, train.subset(range(32)), lr=3e-5, epochs=1, batch_size=8, max_length=96, seed=0)
+    train_reward_model(warm, tok, train.subset(range(32)), settings, seed=0)
     model, tok = make(0)
     model.train()
     t = time.perf_counter()
-    train_reward_model(model, tok, train, lr=3e-5, epochs=1, batch_size=8, max_length=96, seed=0)
+    train_reward_model(model, tok, train, settings, seed=0)
     ours = len(train) / (time.perf_counter() - t)
 
     model, tok = make(0)

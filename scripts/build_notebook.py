@@ -26,7 +26,7 @@ CELLS = [
              "train = pairs_to_comparisons(train_prompts, comps, pairs)\nlen(train), train.chosen[0], '>', train.rejected[0]"),
     ("md", "## 2. Two proxy RMs from one shared init, then WARM"),
     ("code", "init, tok = world.make_proxy(0)\nmembers = []\nfor seed in (1, 2):\n    rm = copy.deepcopy(init)\n"
-             "    stats = goodhart.train_reward_model(rm, tok, train, lr=2e-3, epochs=3, batch_size=16, max_length=32, seed=seed)\n"
+             "    stats = goodhart.train_reward_model(rm, tok, train, goodhart.RMTraining(lr=2e-3, epochs=3, batch_size=16, max_length=32), seed=seed)\n"
              "    members.append(rm)\n    print(f\"member {seed}: loss {stats['rm/loss_first']:.3f} → {stats['rm/loss_last']:.3f}\")\n"
              "warm = goodhart.weight_average(members)"),
     ("md", "## 3. Best-of-n gold vs proxy for every n ≤ N from one pool"),

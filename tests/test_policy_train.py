@@ -6,8 +6,8 @@ import json
 import pytest
 
 from goodhart.config import load_policy_train_config, load_rm_train_config
-from goodhart.study.policy_run import run_policy
 from goodhart.reward.run import train_rm_run
+from goodhart.study.policy_run import run_policy
 
 
 @pytest.fixture(scope="module")

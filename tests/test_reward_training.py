@@ -6,6 +6,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from goodhart import make_pairs
+from goodhart.config import RMTraining
 from goodhart.reward.train import Comparisons, evaluate_comparisons, train_reward_model
 from goodhart.scoring import score_pairs
 from goodhart.worlds import smoke
@@ -31,7 +32,7 @@ def test_training_moves_parameters_lowers_loss_and_beats_chance():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     acc_before = evaluate_comparisons(model, tok, val, max_length=32)["accuracy"]
     logged = []
-    stats = train_reward_model(model, tok, train, lr=2e-3, epochs=3, batch_size=16, max_length=32, seed=0,
+    stats = train_reward_model(model, tok, train, RMTraining(lr=2e-3, epochs=3, batch_size=16, max_length=32), seed=0,
                                log=lambda **m: logged.append(m))
     after = model.state_dict()
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])

@@ -7,7 +7,7 @@ imported on first use.
 
 from goodhart.bon import bon_bootstrap, bon_estimate, bon_weights, default_ns, kl_bound
 from goodhart.bon.exact import bon_distribution, bon_kl
-from goodhart.config import RunConfig, load_run_config
+from goodhart.config import RMTraining, RunConfig, load_run_config
 from goodhart.errors import GoodhartError
 from goodhart.reward.ensemble import aggregate
 from goodhart.reward.labels import make_pairs
@@ -31,7 +31,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "GoodhartError", "RunConfig", "aggregate", "bon_bootstrap", "bon_distribution", "bon_kl", "bon_estimate", "bon_weights", "default_ns", "kl_bound",
+    "GoodhartError", "RMTraining", "RunConfig", "aggregate", "bon_bootstrap", "bon_distribution", "bon_kl", "bon_estimate", "bon_weights", "default_ns", "kl_bound",
     "load_run_config", "make_pairs", "normalisation", *_LAZY,
 ]
 

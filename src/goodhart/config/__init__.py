@@ -66,6 +66,32 @@ class RewardModelConfig(Strict):
     center_coef: float = Field(0.0, ge=0, description="reward centering: + coef·(r_chosen + r_rejected)² in the loss")
 
 
+class RMTraining(Strict):
+    """Everything `train_reward_model` needs, passed whole; build it with `RMTraining.of(cfg)` so every
+    command trains with the same settings of its config (rm.*, precision, parallel)."""
+
+    lr: float = Field(3e-5, gt=0, le=1.0, description="AdamW learning rate (linear decay, 10% warm-up)")
+    epochs: int = Field(2, ge=1, description="passes over the training comparisons")
+    batch_size: int = Field(8, ge=1, description="comparisons per step")
+    max_length: int = Field(96, ge=8, description="tokens per (prompt, completion)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    center_coef: float = Field(0.0, ge=0, description="reward centering: + coef·(r_chosen + r_rejected)² in the loss")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the forward pass")
+    parallel: Literal["ddp", "fsdp"] = Field("ddp", description="under torchrun: ddp or fsdp")
+    checkpoint_every: int = Field(0, ge=0, description="steps between resumable training states (0: none)")
+
+    @classmethod
+    def of(cls, cfg, **changes) -> "RMTraining":
+        """The training settings of an entry-point config: its `rm` section, `precision`, `parallel` and
+        (rm train) `checkpoint_every`; `changes` override single fields (a member's lr or epochs)."""
+        rm = cfg.rm
+        values = {k: getattr(rm, k) for k in ("lr", "epochs", "batch_size", "max_length", "weight_decay",
+                                              "center_coef")}
+        values |= {"precision": cfg.precision, "parallel": cfg.parallel,
+                   "checkpoint_every": getattr(cfg, "checkpoint_every", 0)}
+        return cls(**(values | {k: v for k, v in changes.items() if v is not None}))
+
+
 class BoNConfig(Strict):
     """Best-of-n evaluation from the pool (SPEC §2, §3)."""
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from goodhart import dist
+from goodhart.config import RMTraining
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.progress import console
@@ -53,8 +54,8 @@ def preference_split(cfg) -> tuple[Comparisons, Comparisons, np.ndarray]:
     return world_preferences(*world_train_pool(cfg), cfg.rm, cfg.seed)
 
 
-def train_ensemble(make_model, train: Comparisons, rm_cfg, members: int, dropouts: list[float], seed: int, device,
-                   log=None, lr: float | None = None) -> tuple[list, object]:
+def train_ensemble(make_model, train: Comparisons, cfg: RMTraining, members: int, dropouts: list[float], seed: int,
+                   device, log=None) -> tuple[list, object]:
     """`members` RMs from one shared init (`make_model()` → (model, tokenizer) gives the same weights
     each call), each with its own data order and, when members > 1, its own dropout (WARM §3)."""
     models, tok = [], None
@@ -63,9 +64,7 @@ def train_ensemble(make_model, train: Comparisons, rm_cfg, members: int, dropout
         if members > 1:
             set_dropout(model, dropouts[m % len(dropouts)])
         model.to(device)
-        train_reward_model(model, tok, train, lr=lr or rm_cfg.lr, epochs=rm_cfg.epochs, batch_size=rm_cfg.batch_size,
-                           max_length=rm_cfg.max_length, weight_decay=rm_cfg.weight_decay, seed=seed + 1000 * m,
-                           log=log, phase=f"rm_member_{m}")
+        train_reward_model(model, tok, train, cfg, seed=seed + 1000 * m, log=log, phase=f"rm_member_{m}")
         models.append(model)
     return models, tok
 
@@ -78,14 +77,12 @@ def store_normalisation(model, tok, data: Comparisons, max_length: int) -> None:
     model.config.goodhart_normalisation = {"shift": float(shift), "scale": float(scale), "on": "training completions"}
 
 
-def fit_reward_model(model, tok, train: Comparisons, val: Comparisons, flipped: np.ndarray, rm_cfg, seed: int,
-                     log=None, **resume) -> dict:
+def fit_reward_model(model, tok, train: Comparisons, val: Comparisons, flipped: np.ndarray, rm_cfg: RMTraining,
+                     seed: int, log=None, state_file: Path | None = None) -> dict:
     """Train, then measure clean validation accuracy and memorisation of flipped training labels.
 
-    `resume`: state_file / checkpoint_every, passed to train_reward_model."""
-    stats = train_reward_model(model, tok, train, lr=rm_cfg.lr, epochs=rm_cfg.epochs, batch_size=rm_cfg.batch_size,
-                               max_length=rm_cfg.max_length, weight_decay=rm_cfg.weight_decay, seed=seed, log=log,
-                               center_coef=rm_cfg.center_coef, **resume)
+    `state_file`: resumable training state (train_reward_model)."""
+    stats = train_reward_model(model, tok, train, rm_cfg, seed=seed, log=log, state_file=state_file)
     store_normalisation(model, tok, train, rm_cfg.max_length)
     val_stats = evaluate_comparisons(model, tok, val, rm_cfg.max_length)
     stats |= {"rm/val_accuracy": val_stats["accuracy"], "rm/val_loss": val_stats["loss"],
@@ -135,9 +132,8 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
     if cfg.dropout is not None:
         set_dropout(model, cfg.dropout)
     model.to(device)
-    stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics,
-                             state_file=run.file(RM_STATE), checkpoint_every=cfg.checkpoint_every,
-                             parallel=cfg.parallel, precision=cfg.precision)
+    stats = fit_reward_model(model, tok, train, val, flipped, RMTraining.of(cfg), cfg.seed, log=run.log_metrics,
+                             state_file=run.file(RM_STATE))
     weights = dist.full_state_dict(model)  # every rank joins the gather under FSDP
     save_checkpoint(run, "model", model, tok, state_dict=weights, card={
         "trained on": f"{stats['rm/train_pairs']} comparisons ({cfg.data or f'{cfg.world} world samples'})",

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from goodhart import dist
+from goodhart.config import RMTraining
 from goodhart.device import autocast
 from goodhart.progress import console, progress_bar
 from goodhart.reward.bt import bt_loss, centering_loss
@@ -110,26 +111,26 @@ def _save_state(path: Path, model, opt, sched, step: int, losses: list[float]) -
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epochs: int, batch_size: int,
-                       max_length: int, weight_decay: float = 0.0, seed: int = 0,
-                       log: Callable[..., None] | None = None, phase: str = "rm", state_file: Path | None = None,
-                       checkpoint_every: int = 0, center_coef: float = 0.0, parallel: str = "ddp",
-                       precision: str = "fp32") -> dict:
-    """Train `model` in place with the Bradley–Terry loss; returns summary stats.
+def train_reward_model(model, tokenizer, train: Comparisons, cfg: RMTraining, *, seed: int = 0,
+                       log: Callable[..., None] | None = None, phase: str = "rm",
+                       state_file: Path | None = None) -> dict:
+    """Train `model` in place with the Bradley–Terry loss (SPEC §5) under settings `cfg`; returns summary stats.
 
     Data order is shuffled each epoch by `seed` in length buckets; linear decay with 10% warm-up;
     grad norm clipped at 1.
     `log(**metrics)` receives one dict per step (`phase`, `loss/bt`, `reward/accuracy`, `reward/margin`, `lr`).
-    center_coef > 0 adds center_coef · (r_chosen + r_rejected)² (reward centering).
-    With `state_file`, every `checkpoint_every` steps the weights, optimizer, schedule, torch RNG and
+    cfg.center_coef > 0 adds center_coef · (r_chosen + r_rejected)² (reward centering).
+    With `state_file`, every cfg.checkpoint_every steps the weights, optimizer, schedule, torch RNG and
     step are saved there (atomically); if it exists at the start, training continues from it and ends
     where an uninterrupted run would (the data order is replayed from `seed`).
 
-    Under torchrun (dist.wrap: `parallel` ddp or fsdp) each rank takes a strided share of every global
+    Under torchrun (dist.wrap: cfg.parallel ddp or fsdp) each rank takes a strided share of every global
     batch and its loss is weighted by its share, so the averaged gradient is that of the whole batch:
-    K processes train the same model as one process, up to floating-point order. precision "bf16"
+    K processes train the same model as one process, up to floating-point order. cfg.precision "bf16"
     autocasts the forward pass.
     """
+    lr, epochs, batch_size, max_length = cfg.lr, cfg.epochs, cfg.batch_size, cfg.max_length
+    checkpoint_every, center_coef, precision = cfg.checkpoint_every, cfg.center_coef, cfg.precision
     rng = np.random.default_rng(seed)
     steps_per_epoch = -(-len(train) // batch_size)
     total = steps_per_epoch * epochs
@@ -140,11 +141,11 @@ def train_reward_model(model, tokenizer, train: Comparisons, *, lr: float, epoch
         state = torch.load(state_file, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
     device = next(model.parameters()).device
-    net = dist.wrap(model, parallel, device)
+    net = dist.wrap(model, cfg.parallel, device)
     sharded = dist.is_sharded(model)
     if sharded and state_file is not None and checkpoint_every:
         console.print("note: resumable training states are not written under parallel=fsdp")
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     sched = linear_schedule(opt, int(0.1 * total), total)
     if state is not None:
         opt.load_state_dict(state["opt"])

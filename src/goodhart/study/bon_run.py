@@ -16,7 +16,7 @@ import torch
 
 from goodhart import dist
 from goodhart.bon.curve import bon_curve, resolve_ns
-from goodhart.config import RunConfig
+from goodhart.config import RMTraining, RunConfig
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.progress import console
@@ -95,8 +95,7 @@ def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], c
     train, val, flipped = world_preferences(prompts, comps, gold, cfg.rm, cfg.seed)
     model, tok = world.make_proxy(cfg.seed)
     model.to(device)
-    stats = fit_reward_model(model, tok, train, val, flipped, cfg.rm, cfg.seed, log=run.log_metrics,
-                             precision=cfg.precision)
+    stats = fit_reward_model(model, tok, train, val, flipped, RMTraining.of(cfg), cfg.seed, log=run.log_metrics)
     return model, tok, stats
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.bon.curve import bon_curve, resolve_ns
+from goodhart.config import RMTraining
 from goodhart.progress import console
 from goodhart.report.tables import suite_table
 from goodhart.reward.data import VAL_PAIRS_MAX, pairs_to_comparisons, world_preferences
@@ -37,8 +38,7 @@ def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float | None:
 
 
 def _train(model, tok, data, lr, epochs, cfg, seed, run, phase):
-    return train_reward_model(model, tok, data, lr=lr, epochs=epochs, batch_size=cfg.rm.batch_size,
-                              max_length=cfg.rm.max_length, weight_decay=cfg.rm.weight_decay, seed=seed,
+    return train_reward_model(model, tok, data, RMTraining.of(cfg, lr=lr, epochs=epochs), seed=seed,
                               log=run.log_metrics, phase=phase)
 
 

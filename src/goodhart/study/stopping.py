@@ -19,6 +19,7 @@ import numpy as np
 from goodhart.bon import kl_bound
 from goodhart.bon.curve import bon_curve, values
 from goodhart.bon.soft import tilted_kl, tilted_reward
+from goodhart.config import RMTraining
 from goodhart.progress import console
 from goodhart.reward.data import world_preferences
 from goodhart.reward.normalise import standardise
@@ -119,7 +120,7 @@ def run_stopping(cfg, out: str | Path, overwrite: bool = False) -> Path:
     world, device, train_prompts, eval_prompts, run = start_study(cfg, out, overwrite)
     comps, gold, pool, pool_gold = world_pools(world, cfg, train_prompts, eval_prompts)
     train, _, _ = world_preferences(train_prompts, comps, gold, cfg.rm, cfg.seed)
-    members, tok = train_ensemble(lambda: world.make_proxy(cfg.seed), train, cfg.rm, cfg.members,
+    members, tok = train_ensemble(lambda: world.make_proxy(cfg.seed), train, RMTraining.of(cfg), cfg.members,
                                   cfg.member_dropouts, cfg.seed, device, log=run.log_metrics)
     scores = _member_scores(members, tok, eval_prompts, pool, cfg.rm.max_length)
     rows, curves = stopping_table(standardise(pool_gold)[0], scores, cfg, cfg.seed)

@@ -20,7 +20,7 @@ import numpy as np
 
 from goodhart.bon.curve import bon_curve, fit_summary, resolve_ns
 from goodhart.bon.fits import chance_test, fit_rl
-from goodhart.config import POLICY_PRESETS, PolicyTrainConfig, StudyConfig, _merge, validate
+from goodhart.config import POLICY_PRESETS, PolicyTrainConfig, RMTraining, StudyConfig, _merge, validate
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.progress import console
@@ -163,8 +163,8 @@ def _train_members(cfg: StudyConfig, pools: Pools, cell: Cell, train, run: RunDi
         base, tok = pools.world.make_proxy(cell.seed)
         return shrink(base, **spec), tok
 
-    return train_ensemble(make, train, cfg.rm, M, cfg.member_dropouts, cell.seed, pools.device,
-                          log=lambda **kw: run.log_metrics(cell=cell.id, **kw), lr=lr)
+    return train_ensemble(make, train, RMTraining.of(cfg, lr=lr), M, cfg.member_dropouts, cell.seed, pools.device,
+                          log=lambda **kw: run.log_metrics(cell=cell.id, **kw))
 
 
 def sample_rows(cfg: StudyConfig, pools: Pools, cell_id: str, select: np.ndarray, peak_n: int) -> list[dict]:
