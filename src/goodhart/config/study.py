@@ -4,14 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from goodhart.config import (
-    PRESETS,
-    BoNConfig,
-    Strict,
-    WorldStudy,
-    _require_hf,
-    _resolve,
-)
+from goodhart.config.base import BoNConfig, Strict, WorldStudy, require_hf
 
 
 class RMSizeSpec(Strict):
@@ -71,10 +64,10 @@ class StudyConfig(WorldStudy):
 
     members: int = Field(3, ge=2, le=16, description="M for ens / warm cells")
     member_dropouts: list[float] = Field([0.1, 0.05, 0.15], min_length=1, description="cycled over members")
-    bon: BoNConfig = BoNConfig(bootstrap=50)
+    bon: BoNConfig = Field(BoNConfig(bootstrap=50), description="Best-of-n on the shared pool: n values, bootstrap")
     samples_per_cell: int = Field(2, ge=0, description="eval prompts whose BoN picks at small/peak/max n are saved")
-    grid: StudyGrid = StudyGrid()
-    policy: StudyPolicy = StudyPolicy()
+    grid: StudyGrid = Field(StudyGrid(), description="the RM cells: sizes × data sizes × noise × aggregation × seeds")
+    policy: StudyPolicy = Field(StudyPolicy(), description="optional RL / J-BOND cells against grid RMs")
 
     @model_validator(mode="after")
     def _check(self):
@@ -87,21 +80,8 @@ class StudyConfig(WorldStudy):
             raise ValueError("policy.data_sizes must be values of grid.data_sizes")
         if any(not 0 <= p < 1 for p in self.member_dropouts):
             raise ValueError("member_dropouts must lie in [0, 1)")
-        _require_hf(self)
+        require_hf(self)
         return self
-
-
-STUDY_PRESETS: dict[str, dict] = {
-    "sentiment": {}, "hf": {},
-    "smoke": {"sampling": PRESETS["smoke"]["sampling"], "data": PRESETS["smoke"]["data"], "rm": PRESETS["smoke"]["rm"],
-              "grid": {"rm_sizes": {"xs": {"layers": 1, "hidden": 32, "intermediate": 32}, "full": {}},
-                       "data_sizes": [64, 256]}},
-}
-
-
-def load_study_config(path=None, world: str | None = None, overrides: list[str] = ()) -> StudyConfig:
-    """Resolve a StudyConfig (world preset < file < --set)."""
-    return _resolve(StudyConfig, STUDY_PRESETS, path, world, overrides)
 
 
 class StoppingConfig(WorldStudy):
@@ -110,7 +90,7 @@ class StoppingConfig(WorldStudy):
     KL budget against the true gold-optimal n. Uses `goodhart run`'s samples (cached) by default."""
 
     members: int = Field(3, ge=2, le=16, description="ensemble members (shared init, own data order and dropout)")
-    member_dropouts: list[float] = Field([0.1, 0.05, 0.15], min_length=1)
+    member_dropouts: list[float] = Field([0.1, 0.05, 0.15], min_length=1, description="cycled over members")
     tolerance: float = Field(0.1, ge=0, description="gold units the hedged n may lose against the predicted peak")
     alarm_ratio: float = Field(1.5, gt=1, description="stop before member disagreement at the pick reaches "
                                                        "this multiple of its value at n = 1")
@@ -123,16 +103,5 @@ class StoppingConfig(WorldStudy):
             raise ValueError("lams must be > 0")
         if self.data.eval_prompts < 2:
             raise ValueError("data.eval_prompts must be >= 2 (half choose, half check)")
-        _require_hf(self)
+        require_hf(self)
         return self
-
-
-STOPPING_PRESETS: dict[str, dict] = {
-    "sentiment": {}, "hf": {},
-    "smoke": {"sampling": PRESETS["smoke"]["sampling"], "data": PRESETS["smoke"]["data"], "rm": PRESETS["smoke"]["rm"]},
-}
-
-
-def load_stopping_config(path=None, world: str | None = None, overrides: list[str] = ()) -> StoppingConfig:
-    """Resolve a StoppingConfig (world preset < file < --set)."""
-    return _resolve(StoppingConfig, STOPPING_PRESETS, path, world, overrides)

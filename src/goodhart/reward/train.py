@@ -129,65 +129,41 @@ def train_reward_model(model, tokenizer, train: Comparisons, cfg: RMTraining, *,
     K processes train the same model as one process, up to floating-point order. cfg.precision "bf16"
     autocasts the forward pass.
     """
-    lr, epochs, batch_size, max_length = cfg.lr, cfg.epochs, cfg.batch_size, cfg.max_length
-    checkpoint_every, center_coef, precision = cfg.checkpoint_every, cfg.center_coef, cfg.precision
     rng = np.random.default_rng(seed)
-    steps_per_epoch = -(-len(train) // batch_size)
-    total = steps_per_epoch * epochs
-    losses, step, start = [], 0, time.perf_counter()
-    done = 0
-    state = None
-    if state_file is not None and Path(state_file).is_file():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
+    steps_per_epoch = -(-len(train) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    start = time.perf_counter()
+    state = torch.load(state_file, map_location="cpu", weights_only=True) \
+        if state_file is not None and Path(state_file).is_file() else None
+    if state is not None:
         model.load_state_dict(state["model"])
     device = next(model.parameters()).device
     net = dist.wrap(model, cfg.parallel, device)
     sharded = dist.is_sharded(model)
-    if sharded and state_file is not None and checkpoint_every:
+    if sharded and state_file is not None and cfg.checkpoint_every:
         console.print("note: resumable training states are not written under parallel=fsdp")
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = linear_schedule(opt, int(0.1 * total), total)
-    if state is not None:
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        torch.set_rng_state(state["torch_rng"])
-        done, losses = int(state["step"]), list(state["losses"])
+    done, losses = _restore(state, opt, sched)
     net.train()
-    enc_c, enc_r = tokenize_comparisons(tokenizer, train, max_length)
+    enc_c, enc_r = tokenize_comparisons(tokenizer, train, cfg.max_length)
     lengths = np.array([max(len(c["input_ids"]), len(r["input_ids"])) for c, r in zip(enc_c, enc_r, strict=True)])
+    step = 0
     with progress_bar(total, "train reward model") as advance:
         advance(done)
-        for epoch in range(epochs):
-            for batch in bucketed_batches(lengths, batch_size, rng):  # replayed on resume: same order
-                if step < done:
-                    step += 1
-                    continue
-                local = dist.my_slice(batch)  # the whole batch in one process
-                weight = len(local) * dist.world_size() / len(batch)  # DDP averages: Σ weights·means = batch mean
-                if not local:  # fewer pairs than processes: join the gradient average with weight 0
-                    local, weight = batch[:1], 0.0
-                features = [enc_c[i] for i in local] + [enc_r[i] for i in local]
-                with autocast(device, precision):
-                    chosen, rejected = pair_scores(net, collate(features, tokenizer.pad_token_id, device), len(local))
-                chosen, rejected = chosen.float(), rejected.float()
-                loss, stats = bt_loss(chosen, rejected)
-                if center_coef > 0:
-                    center = centering_loss(chosen, rejected)
-                    loss = loss + center_coef * center
-                    stats["loss/center"] = center.item()
-                opt.zero_grad(set_to_none=True)
-                (loss * weight).backward()
-                stats = dist.mean(stats)
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                opt.step()
-                sched.step()
+        for epoch in range(cfg.epochs):
+            for batch in bucketed_batches(lengths, cfg.batch_size, rng):  # replayed on resume: same order
                 step += 1
+                if step <= done:
+                    continue
+                stats = _bt_step(net, opt, sched, cfg, [enc_c[i] for i in batch], [enc_r[i] for i in batch],
+                                 tokenizer.pad_token_id, device)
                 losses.append(stats["loss/bt"])
                 if log is not None:
                     log(phase=phase, step=step, epoch=epoch, lr=sched.get_last_lr()[0], **stats)
                 advance(info=f"loss {np.mean(losses[-20:]):.3f}")
-                if (state_file is not None and checkpoint_every and step % checkpoint_every == 0 and step < total
-                        and dist.is_main() and not sharded):
+                if (state_file is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0
+                        and step < total and dist.is_main() and not sharded):
                     _save_state(state_file, model, opt, sched, step, losses)
     model.eval()
     seconds = time.perf_counter() - start
@@ -196,6 +172,44 @@ def train_reward_model(model, tokenizer, train: Comparisons, cfg: RMTraining, *,
         "rm/steps": step,
         "rm/loss_first": float(np.mean(losses[:k])),
         "rm/loss_last": float(np.mean(losses[-k:])),
-        "rm/pairs_per_s": min(len(train) * epochs, (step - done) * batch_size) / seconds,
+        "rm/pairs_per_s": min(len(train) * cfg.epochs, (step - done) * cfg.batch_size) / seconds,
         "time/rm_train_s": seconds,
     }
+
+
+def _restore(state: dict | None, opt, sched) -> tuple[int, list[float]]:
+    """Optimizer, schedule and torch RNG from a saved training state; (steps done, losses so far)."""
+    if state is None:
+        return 0, []
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), list(state["losses"])
+
+
+def _bt_step(net, opt, sched, cfg: RMTraining, chosen_feats: list[dict], rejected_feats: list[dict], pad_id: int,
+             device) -> dict:
+    """One Bradley–Terry update on a global batch of comparisons; returns the step's stats (rank-averaged).
+
+    Under torchrun this rank takes a strided share and weights its loss by the share, so DDP's average
+    is the whole batch's gradient."""
+    idx = dist.my_slice(list(range(len(chosen_feats))))  # the whole batch in one process
+    weight = len(idx) * dist.world_size() / len(chosen_feats)  # DDP averages: Σ weights·means = batch mean
+    if not idx:  # fewer pairs than processes: join the gradient average with weight 0
+        idx, weight = [0], 0.0
+    features = [chosen_feats[i] for i in idx] + [rejected_feats[i] for i in idx]
+    with autocast(device, cfg.precision):
+        chosen, rejected = pair_scores(net, collate(features, pad_id, device), len(idx))
+    chosen, rejected = chosen.float(), rejected.float()
+    loss, stats = bt_loss(chosen, rejected)
+    if cfg.center_coef > 0:
+        center = centering_loss(chosen, rejected)
+        loss = loss + cfg.center_coef * center
+        stats["loss/center"] = center.item()
+    opt.zero_grad(set_to_none=True)
+    (loss * weight).backward()
+    stats = dist.mean(stats)
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return stats

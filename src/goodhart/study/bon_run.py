@@ -99,6 +99,28 @@ def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], c
     return model, tok, stats
 
 
+def saved_proxy(world: World, cfg: RunConfig, run: RunDir, prompts, comps, gold, device) -> tuple[RewardModel, dict]:
+    """train_proxy, then save it as run/proxy_rm with a model card; (the proxy as a RewardModel, its stats)."""
+    model, tok, stats = train_proxy(world, cfg, run, prompts, comps, gold, device)
+    console.print(f"proxy RM: validation accuracy {stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs")
+    save_checkpoint(run, "proxy_rm", model, tok, card={
+        "trained on": f"{stats['rm/train_pairs']} gold-labelled comparisons ({world.name} world, gold "
+                      f"{world.gold_name})", "label noise ρ": cfg.rm.label_noise,
+        "validation accuracy": f"{stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs"})
+    return RewardModel([(model, tok)], name="proxy_rm"), stats
+
+
+def sample_rows(train: tuple, evaluation: tuple) -> list[dict]:
+    """samples.jsonl rows: train (prompts, (B, K) completions, gold) — completions None for an own proxy —
+    then eval (prompts, (E, N) completions, raw gold, raw proxy)."""
+    prompts, comps, gold = train
+    rows = [{"split": "train", "prompt": p, "completion": c, "gold": float(g)}
+            for p, cs, gs in zip(prompts, comps, gold, strict=True) for c, g in zip(cs, gs, strict=True)
+            ] if comps is not None else []
+    return rows + [{"split": "eval", "prompt": p, "completion": c, "gold": float(g), "proxy": float(r)}
+                   for p, cs, gs, rs in zip(*evaluation, strict=True) for c, g, r in zip(cs, gs, rs, strict=True)]
+
+
 def bon_rows(gold: np.ndarray, proxy: np.ndarray, ns: np.ndarray, n_boot: int, seed: int) -> list[dict]:
     """Result rows for proxy-selected and gold-selected (oracle) Best-of-n, gold/proxy both reported."""
     return [{"study": "bon", "method": "bon", "reward_model": selector} | point
@@ -127,13 +149,7 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
                                               cfg.seed, "sample train", cfg.cache)
     t_sample_train = time.perf_counter() - t
     if not cfg.proxy:
-        proxy_model, proxy_tok, rm_stats = train_proxy(world, cfg, run, train_prompts, train_comps, train_gold, device)
-        console.print(f"proxy RM: validation accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs")
-        save_checkpoint(run, "proxy_rm", proxy_model, proxy_tok, card={
-            "trained on": f"{rm_stats['rm/train_pairs']} gold-labelled comparisons ({world.name} world, gold "
-                          f"{world.gold_name})", "label noise ρ": cfg.rm.label_noise,
-            "validation accuracy": f"{rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} pairs"})
-        rm = RewardModel([(proxy_model, proxy_tok)], name="proxy_rm")
+        rm, rm_stats = saved_proxy(world, cfg, run, train_prompts, train_comps, train_gold, device)
 
     t = time.perf_counter()
     N = cfg.data.eval_samples_per_prompt
@@ -161,15 +177,7 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
     rows = [common | r for r in bon_rows(gold, proxy, ns, cfg.bon.bootstrap, cfg.seed)]
     run.append_results(rows)
 
-    samples = [
-        {"split": "train", "prompt": p, "completion": c, "gold": float(g)}
-        for p, cs, gs in zip(train_prompts, train_comps, train_gold, strict=True) for c, g in zip(cs, gs, strict=True)
-    ] if train_comps is not None else []
-    samples += [
-        {"split": "eval", "prompt": p, "completion": c, "gold": float(g), "proxy": float(r)}
-        for p, cs, gs, rs in zip(eval_prompts, eval_comps, gold_raw, proxy_raw, strict=True)
-        for c, g, r in zip(cs, gs, rs, strict=True)
-    ]
+    samples = sample_rows((train_prompts, train_comps, train_gold), (eval_prompts, eval_comps, gold_raw, proxy_raw))
     run.log_metrics(phase="summary", **rm_stats, **{
         "time/sample_train_s": t_sample_train, "time/sample_eval_s": t_sample_eval,
         "time/total_s": time.perf_counter() - start, "norm/gold_shift": g_shift, "norm/gold_scale": g_scale,

@@ -20,7 +20,7 @@ import numpy as np
 
 from goodhart.bon.curve import bon_curve, fit_summary, resolve_ns
 from goodhart.bon.fits import chance_test, fit_rl
-from goodhart.config import POLICY_PRESETS, PolicyTrainConfig, RMTraining, StudyConfig, _merge, validate
+from goodhart.config import PolicyTrainConfig, RMTraining, StudyConfig, merge, preset, validate
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.progress import console
@@ -242,7 +242,7 @@ def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: l
     from goodhart.study.policy_run import run_policy
 
     sub = run.path / "cells" / pcell.id
-    settings = _merge(_merge(POLICY_PRESETS[cfg.world], cfg.policy.settings), {
+    settings = merge(merge(preset("policy_train", cfg.world), cfg.policy.settings), {
         "world": cfg.world, "reward_model": str(run.path / "cells" / pcell.rm.id / "rm"), "method": pcell.method,
         "beta_kl": pcell.kl_penalty, "seed": pcell.rm.seed, "device": cfg.device, "sampling": cfg.sampling.model_dump(),
         "hf": cfg.hf.model_dump()})

@@ -5,6 +5,7 @@
 - hf: bring your own checkpoints, prompts and gold reward.
 """
 
-from goodhart.worlds.base import World, load_world, proxy_factory
+from goodhart.worlds.base import World
+from goodhart.worlds.registry import load_world, proxy_factory
 
 __all__ = ["World", "load_world", "proxy_factory"]

@@ -116,39 +116,3 @@ def read_prompt_file(path: str | Path, field: str = "prompt") -> list[str]:
     if not prompts:
         raise GoodhartError(f"prompts file {path} has no usable rows (non-empty '{field}' strings)")
     return prompts
-
-
-def proxy_factory(world: str, hf_cfg, backbone: str | None = None) -> Callable[[int], tuple]:
-    """seed -> fresh (proxy RM, tokenizer): `backbone` if given, else the world's proxy backbone.
-
-    Loads no policy, so RM-only commands stay fast.
-    """
-    from goodhart.worlds.hf import proxy_from_pretrained
-
-    trust = bool(hf_cfg is not None and hf_cfg.trust_remote_code)
-    if backbone is not None:
-        return lambda seed: proxy_from_pretrained(backbone, seed, trust)
-    if world == "smoke":
-        from goodhart.worlds.smoke import make_proxy
-
-        return make_proxy
-    if world == "sentiment":
-        from goodhart.worlds.sentiment import make_proxy
-
-        return make_proxy
-    return lambda seed: proxy_from_pretrained(hf_cfg.proxy_backbone, seed, trust)
-
-
-def load_world(cfg) -> World:
-    """Build the world named by cfg.world (a RunConfig)."""
-    if cfg.world == "smoke":
-        from goodhart.worlds.smoke import smoke_world
-
-        return smoke_world(seed=cfg.seed)
-    if cfg.world == "sentiment":
-        from goodhart.worlds.sentiment import sentiment_world
-
-        return sentiment_world()
-    from goodhart.worlds.hf import hf_world
-
-    return hf_world(cfg.hf)

@@ -1,0 +1,154 @@
+"""One config model per entry point: `run`, `rm train`, `rm suite`, `policy train`, `policy pareto`."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from goodhart.config.base import (
+    BoNConfig,
+    Compute,
+    HFWorldConfig,
+    LogSinks,
+    OnOffAuto,
+    RewardModelConfig,
+    SamplingConfig,
+    WorldName,
+    WorldStudy,
+    require_hf,
+)
+
+
+class RunConfig(WorldStudy):
+    """`goodhart run`: sample → label → train a proxy RM → Best-of-n gold vs proxy curves."""
+
+    bon: BoNConfig = Field(BoNConfig(), description="Best-of-n evaluation: n values and bootstrap resamples")
+    proxy: list[str] = Field([], description="use these RM checkpoints as the proxy, untrained here: one checkpoint "
+                                             "/ run / WARM / ensemble dir, or several for a mean ensemble")
+    proxy_chat_template: OnOffAuto = Field(
+        "auto", description="score own proxies through their tokenizer's chat template (auto: where one exists)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        N = self.data.eval_samples_per_prompt
+        if self.bon.ns is not None and max(self.bon.ns) > N:
+            raise ValueError(f"bon.ns goes up to {max(self.bon.ns)} but the pool has N = data.eval_samples_per_prompt = {N}")
+        require_hf(self)
+        return self
+
+
+class RMTrainConfig(Compute, LogSinks):
+    """`goodhart rm train`: one Bradley–Terry RM from a preference file or a world's gold-labelled samples."""
+
+    world: WorldName = Field("sentiment", description="world whose policy samples (and proxy backbone) are used")
+    data: str | None = Field(None, description="preference JSONL (prompt, chosen, rejected[, flipped]) or datasets "
+                                               "name; default: gold-labelled samples of the world's policy")
+    data_split: str = Field("train", description="split of a datasets preference source")
+    backbone: str | None = Field(None, description="encoder checkpoint; default: the world's proxy backbone")
+    init_from: str | None = Field(None, description="fine-tune from this RM checkpoint (a shared WARM initialisation)")
+    dropout: float | None = Field(None, ge=0, lt=1, description="set every dropout probability of the model")
+    seed: int = Field(0, ge=0, description="prompt choice, samples, pair draw, initialisation and data order")
+    cache: bool = Field(True, description="reuse policy samples cached for the same world, prompts and settings")
+    prompts: int = Field(60, ge=2, description="world prompts sampled for comparisons")
+    samples_per_prompt: int = Field(8, ge=2, description="policy samples per prompt; pairs are drawn within a prompt")
+    checkpoint_every: int = Field(100, ge=0, description="steps between resumable training states (0: none)")
+    sampling: SamplingConfig = Field(SamplingConfig(), description="how the world's samples are drawn")
+    rm: RewardModelConfig = Field(RewardModelConfig(), description="comparisons and Bradley–Terry training")
+    hf: HFWorldConfig = Field(HFWorldConfig(), description="the hf world's policy, prompts, gold and proxy backbone")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.world == "hf" and self.data is None and (self.hf.policy is None or self.hf.prompts is None
+                                                         or self.hf.gold is None):
+            raise ValueError("rm train on world 'hf' needs hf.policy, hf.prompts and hf.gold (or a data file)")
+        if self.world == "hf" and self.backbone is None and self.init_from is None and self.hf.proxy_backbone is None:
+            raise ValueError("rm train on world 'hf' needs backbone, init_from or hf.proxy_backbone")
+        return self
+
+
+class RMSuiteConfig(WorldStudy):
+    """`goodhart rm suite`: members from a shared initial run → single / ENS mean / WCO / UWO / WARM,
+    evaluated on clean, flipped and OOD pairs and as the proxy of Best-of-n (SPEC §5–§6)."""
+
+    members: int = Field(6, ge=2, le=32, description="M: members fine-tuned from the shared initial run")
+    member_lrs: list[float] = Field([1e-5, 4e-5, 1e-4], min_length=1, description="cycled over members (WARM §5)")
+    member_dropouts: list[float] = Field([0.05, 0.1], min_length=1, description="cycled over members")
+    member_epochs: int = Field(1, ge=1, description="epochs of each member's fine-tuning from the shared run")
+    warm_sizes: list[int] = Field([2, 4, 6], min_length=1, description="M values for WARM and the ensembles")
+    uwo_lam: float = Field(1.0, ge=0, description="λ of UWO on member scores standardised on the initial policy")
+    ood_prompts: int = Field(30, ge=0, description="prompts from the world's OOD domain (0: skip OOD)")
+    ood_samples_per_prompt: int = Field(6, ge=2, description="samples per OOD prompt (pairs within a prompt)")
+    bon: BoNConfig = Field(BoNConfig(bootstrap=0), description="Best-of-n of each aggregate on the pool")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if max(self.warm_sizes) > self.members or min(self.warm_sizes) < 2:
+            raise ValueError(f"warm_sizes must lie in [2, members = {self.members}], got {self.warm_sizes}")
+        if any(lr <= 0 for lr in self.member_lrs) or any(not 0 <= p < 1 for p in self.member_dropouts):
+            raise ValueError("member_lrs must be > 0 and member_dropouts in [0, 1)")
+        if self.bon.ns is not None and max(self.bon.ns) > self.data.eval_samples_per_prompt:
+            raise ValueError("bon.ns goes beyond the pool size data.eval_samples_per_prompt")
+        require_hf(self)
+        return self
+
+
+class PolicyTrainConfig(Compute, LogSinks):
+    """`goodhart policy train`: move the policy against a proxy RM with RL (RLOO / REINFORCE) or
+    BOND / J-BOND, measuring gold, proxy and KL to the initial policy as it goes (SPEC §7–§9)."""
+
+    world: WorldName = Field("sentiment", description="where the policy, prompts and gold come from")
+    reward_model: str = Field(..., description="proxy RM: checkpoint, `rm train` run dir, WARM dir or ensemble dir")
+    method: Literal["rloo", "reinforce", "bond", "jbond"] = Field(
+        "jbond", description="rloo / reinforce (SPEC §8), bond (fixed anchor) or jbond (EMA anchor, SPEC §9)")
+    seed: int = Field(0, ge=0, description="prompt split, sampling and batch order")
+    steps: int = Field(40, ge=1, description="optimizer steps")
+    batch_prompts: int = Field(8, ge=1, description="B: prompts per step")
+    samples_per_prompt: int = Field(2, ge=1, description="k policy samples per prompt (RLOO needs k ≥ 2)")
+    lr: float = Field(1e-5, gt=0, le=1.0, description="AdamW learning rate (constant)")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip")
+    beta_kl: float = Field(0.0, ge=0, description="β_KL: KL(π‖π_ref) penalty for rloo/reinforce; γ (KL to the anchor) for jbond")
+    kl_estimator: Literal["k1_reward", "k3_loss"] = Field("k1_reward", description="where the KL penalty goes (SPEC §7)")
+    bond_n: int = Field(4, ge=2, description="N of the BoN target for method bond (anchor samples per prompt)")
+    bond_divergence: Literal["forward", "backward", "jeffreys"] = Field(
+        "jeffreys", description="method bond: KL(π_BoN‖π), KL(π‖π_BoN) or their Jeffreys mix (jeffreys_beta)")
+    jeffreys_beta: float = Field(0.5, ge=0, le=1, description="β of J_β = (1 − β)·forward + β·backward")
+    ema: float = Field(0.02, ge=0, le=1, description="anchor EMA rate η for jbond (0: fixed anchor)")
+    baseline_decay: float = Field(0.9, ge=0, lt=1, description="REINFORCE moving-average baseline")
+    reward_shaping: Literal["none", "sigmoid_ref"] = Field(
+        "none", description="rloo/reinforce: mean_j σ(r − r_ref,j) − ½ over reference-policy samples of the prompt")
+    shaping_ref_samples: int = Field(2, ge=1, description="reference samples per prompt for reward_shaping")
+    lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")
+    lora_rank: int = Field(8, ge=1, description="LoRA rank r (alpha = 2r) when lora is on")
+    train_prompts: int = Field(120, ge=1, description="prompts batches are drawn from")
+    eval_prompts: int = Field(16, ge=1, description="held-out prompts scored by gold and proxy at each evaluation")
+    eval_samples_per_prompt: int = Field(2, ge=1, description="policy samples per eval prompt at each evaluation")
+    eval_every: int = Field(5, ge=1, description="steps between evaluations (and one at the end)")
+    checkpoint_every: int = Field(10, ge=1, description="steps between resumable checkpoints")
+    sampling: SamplingConfig = Field(SamplingConfig(), description="how rollouts are sampled")
+    hf: HFWorldConfig = Field(HFWorldConfig(), description="the hf world's policy, prompts and gold")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.method == "rloo" and self.samples_per_prompt < 2:
+            raise ValueError("method rloo needs samples_per_prompt >= 2 (leave-one-out baseline)")
+        return self
+
+
+class PolicyParetoConfig(PolicyTrainConfig):
+    """`goodhart policy pareto`: RLOO at several β_KL and J-BOND, each a `policy train` run, on one
+    gold/proxy-vs-KL plot (SPEC §8–§9: is J-BOND's reward/KL front better than RL's at every β?)."""
+
+    rl_betas: list[float] = Field([0.0, 0.05, 0.2], min_length=1, description="β_KL values for RLOO")
+    jbond_gammas: list[float] = Field([0.0], min_length=1, description="γ (KL to the anchor) values for J-BOND")
+
+    @model_validator(mode="after")
+    def _check_grid(self):
+        if any(b < 0 for b in self.rl_betas + self.jbond_gammas):
+            raise ValueError("rl_betas and jbond_gammas must be >= 0")
+        return self
+
+    def runs(self) -> list[tuple[str, PolicyTrainConfig]]:
+        """(sub-run name, config) for every cell of the grid."""
+        base = self.model_dump(exclude={"rl_betas", "jbond_gammas"})
+        cells = [("rloo", b) for b in self.rl_betas] + [("jbond", g) for g in self.jbond_gammas]
+        return [(f"{m}-beta{b:g}", PolicyTrainConfig.model_validate(base | {"method": m, "beta_kl": b}))
+                for m, b in cells]
