@@ -47,6 +47,11 @@ def _snapshot(run: Path) -> dict:
 
 def golden_outputs(tmp: Path) -> dict:
     """Run the five commands on the smoke world (small settings) and snapshot their run directories."""
+    from goodhart.commands.policy_train import run_policy
+    from goodhart.commands.rm_suite import run_rm_suite
+    from goodhart.commands.run import run_bon_study
+    from goodhart.commands.stopping import run_stopping
+    from goodhart.commands.study import run_study
     from goodhart.config import (
         load_policy_train_config,
         load_rm_suite_config,
@@ -56,11 +61,6 @@ def golden_outputs(tmp: Path) -> dict:
         load_study_config,
     )
     from goodhart.reward.run import train_rm_run
-    from goodhart.study.bon_run import run_bon_study
-    from goodhart.study.policy_run import run_policy
-    from goodhart.study.rm_suite import run_rm_suite
-    from goodhart.study.stopping import run_stopping
-    from goodhart.study.sweep import run_study
 
     out = {}
     run_bon_study(load_run_config(world="smoke", overrides=["data.eval_samples_per_prompt=32", "bon.bootstrap=20"]),

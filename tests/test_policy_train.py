@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from goodhart.commands.policy_train import run_policy
 from goodhart.config import load_policy_train_config, load_rm_train_config
 from goodhart.reward.run import train_rm_run
-from goodhart.study.policy_run import run_policy
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,8 @@ def test_lora_trains_adapters_only(rm, tmp_path):
 
 
 def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
+    from goodhart.commands.pareto import run_pareto
     from goodhart.config import load_policy_pareto_config
-    from goodhart.study.pareto import run_pareto
 
     cfg = load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "steps=4", "eval_every=2",
                                                               "rl_betas=[0, 0.5]"])

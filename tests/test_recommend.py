@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from goodhart import kl_bound
-from goodhart.study.recommend import n_for_kl, recommend_n
+from goodhart.commands.recommend import n_for_kl, recommend_n
 
 from helpers import goodhart
 

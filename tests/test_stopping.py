@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from goodhart import kl_bound
+from goodhart.commands.stopping import alarm_n, fixed_kl_n
 from goodhart.runs import read_jsonl
-from goodhart.study.stopping import alarm_n, fixed_kl_n
 
 from helpers import goodhart
 

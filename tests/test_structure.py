@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).parents[1] / "src" / "goodhart"
 
 # Floors, bottom to top: a unit (a package under goodhart/, or a top-level module) imports only from
-# lower floors, or from itself. Math and config at the bottom; the commands' work (study/) and the CLI on top.
+# lower floors, or from itself. Math and config at the bottom; the commands' work (commands/) and the CLI on top.
 FLOORS = [
     {"errors", "progress"},
     {"sinks", "bon", "config"},
@@ -23,7 +23,7 @@ FLOORS = [
     {"sampling"},  # rollouts, pool engines, content-cached Best-of-n pools
     {"reward"},  # Bradley–Terry training, labels, ensembles, WARM: knows nothing of policies
     {"policy"},  # the training loop and pure losses
-    {"study", "doctor"},  # the commands' work
+    {"commands", "doctor"},  # the commands' work
     {"cli", "goodhart"},  # goodhart = the package's public names (__init__)
     {"cli_reference", "__main__"},  # the CLI's generated reference and `python -m goodhart`
 ]

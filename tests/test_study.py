@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from goodhart.commands.study import run_study
 from goodhart.config import load_study_config
 from goodhart.report import build_report
 from goodhart.runs import read_jsonl
-from goodhart.study.sweep import run_study
 
 from helpers import assert_one_line_error, goodhart
 

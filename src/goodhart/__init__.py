@@ -14,7 +14,7 @@ from goodhart.reward.labels import make_pairs
 from goodhart.reward.normalise import normalisation
 
 _LAZY = {
-    "run_bon_study": "goodhart.study.bon_run",
+    "run_bon_study": "goodhart.commands.run",
     "load_world": "goodhart.worlds",
     "World": "goodhart.worlds",
     "train_reward_model": "goodhart.reward.train",

@@ -3,6 +3,7 @@
 Errors a user can cause print as one line `error: …` and exit with status 2.
 """
 
+import inspect
 import os
 import sys
 from datetime import datetime
@@ -18,6 +19,38 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML con
 WorldOpt = Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set rm.lr=1e-4 (repeatable)")]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing run in --out")]
+ResumeOpt = Annotated[bool, typer.Option(help="continue the killed run in --out from its last checkpoint")]
+OutOpt = Annotated[Path | None, typer.Option(help="run directory (default runs/<command>-<world>-<time>)")]
+
+
+def _default_out(out: Path | None, prefix: str) -> Path:
+    """--out, or runs/<prefix>-<time> (the prefix names the command and its world or method)."""
+    return out or Path("runs") / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def config_command(group: typer.Typer, name: str, loader: str, config=ConfigOpt):
+    """Register `fn(cfg, out, overwrite, **own options)` as command `name` of `group`, with the options every
+    config-driven command shares declared here once: --config (or a CONFIG argument), --world, --out, --set,
+    --overwrite. cfg is resolved by goodhart.config.<loader> (world preset < file < --set)."""
+    def register(fn):
+        P = inspect.Parameter
+        shared = [P(n, P.POSITIONAL_OR_KEYWORD, default=d, annotation=a) for n, a, d in (
+            ("config", config, None), ("world", WorldOpt, None), ("out", OutOpt, None), ("set_", SetOpt, None),
+            ("overwrite", OverwriteOpt, False))]
+        params = shared + list(inspect.signature(fn).parameters.values())[3:]
+
+        def command(config=None, world=None, out=None, set_=None, overwrite=False, **own):
+            from goodhart import config as configs
+
+            return fn(getattr(configs, loader)(config, world, set_ or []), out, overwrite, **own)
+
+        command.__name__, command.__doc__ = fn.__name__, fn.__doc__
+        command.__signature__ = inspect.Signature(params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        group.command(name)(command)
+        return fn
+
+    return register
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,25 +59,15 @@ app = typer.Typer(
 )
 
 
-@app.command()
-def run(
-    config: ConfigOpt = None,
-    world: WorldOpt = None,
-    out: Annotated[Path | None, typer.Option(help="run directory (default runs/<world>-<time>)")] = None,
-    set_: SetOpt = None,
-    overwrite: OverwriteOpt = False,
-):
+@config_command(app, "run", "load_run_config")
+def run(cfg, out: Path | None, overwrite: bool):
     """Sample, train a proxy RM on gold labels, and draw Best-of-n gold vs proxy curves.
 
     Example: goodhart run --world smoke --set data.eval_samples_per_prompt=32 --out runs/demo
     """
-    from goodhart.config import load_run_config
+    from goodhart.commands.run import run_bon_study
 
-    cfg = load_run_config(config, world, set_ or [])
-    from goodhart.study.bon_run import run_bon_study
-
-    out = out or Path("runs") / f"{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_bon_study(cfg, out, overwrite=overwrite)
+    run_bon_study(cfg, _default_out(out, cfg.world), overwrite=overwrite)
 
 
 @app.command()
@@ -58,26 +81,20 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory holding
     typer.echo(str(build_report(run_dir)))
 
 
-@app.command()
+@config_command(app, "study", "load_study_config",
+                config=Annotated[Path | None, typer.Argument(help="study YAML (e.g. configs/study-sentiment.yaml)")])
 def study(
-    config: Annotated[Path | None, typer.Argument(help="study YAML (e.g. configs/study-sentiment.yaml)")] = None,
-    world: WorldOpt = None,
-    out: Annotated[Path | None, typer.Option(help="study directory (default runs/study-<world>-<time>)")] = None,
-    set_: SetOpt = None,
-    overwrite: OverwriteOpt = False,
+    cfg, out: Path | None, overwrite: bool,
     resume: Annotated[bool, typer.Option(help="continue the study in --out: finished cells are skipped")] = False,
 ):
     """Sweep proxy-RM size × data size × label noise × aggregation (× RL / J-BOND), fit Gao's curves, report.
 
     Example: goodhart study configs/study-sentiment.yaml --out runs/study   (then rerun with --resume)
     """
-    from goodhart.config import load_study_config
+    from goodhart.commands.study import run_study
 
-    cfg = load_study_config(config, world, set_ or [])
-    from goodhart.study.sweep import run_study
-
-    out = out or Path("runs") / f"study-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}"
-    typer.echo(str(run_study(cfg, out, overwrite=overwrite, resume=resume) / "report.html"))
+    typer.echo(str(run_study(cfg, _default_out(out, f"study-{cfg.world}"), overwrite=overwrite, resume=resume)
+                   / "report.html"))
 
 
 @app.command()
@@ -90,46 +107,25 @@ def recommend(
 
     Example: goodhart recommend runs/sentiment --tolerance 0.05
     """
-    from goodhart.study.recommend import recommend_run
+    from goodhart.commands.recommend import recommend_lines, recommend_run
 
     if tolerance < 0:
         raise GoodhartError("--tolerance must be >= 0")
-    out = recommend_run(run_dir, tolerance)
-    for name, rec in (("all prompts", out["all_prompts"]), ("fit half", out.get("validation"))):
-        if rec is None:
-            continue
-        opt = (f"gold-optimal n ≈ {rec['n_opt']:.0f} [{rec['n_opt_ci'][0]:.0f}, {rec['n_opt_ci'][1]:.0f}], predicted "
-               f"peak gold {rec['peak_gold_pred']:.3f}" if rec["n_opt"] is not None else "no peak inside the measured n")
-        typer.echo(f"{name}: {opt}; hedged n = {rec['n_hedged']} (gold lower bound {rec['gold_lcb_hedged']:.3f})")
-    val = out.get("validation")
-    if val:
-        got = ", ".join(f"{k} → {v:.3f}" for k, v in val["realised_gold"].items())
-        typer.echo(f"held-out prompts ({val['held_out_prompts']}): realised gold {got}; best there "
-                   f"{val['held_out_best_gold']:.3f} at n = {val['held_out_best_n']}, at the largest n "
-                   f"{val['held_out_gold_at_max_n']:.3f}")
+    for line in recommend_lines(recommend_run(run_dir, tolerance)):
+        typer.echo(line)
     typer.echo(str(Path(run_dir) / "recommend.json"))
 
 
-@app.command()
-def stopping(
-    config: ConfigOpt = None,
-    world: WorldOpt = None,
-    out: Annotated[Path | None, typer.Option(help="run directory (default runs/stopping-<world>-<time>)")] = None,
-    set_: SetOpt = None,
-    overwrite: OverwriteOpt = False,
-):
+@config_command(app, "stopping", "load_stopping_config")
+def stopping(cfg, out: Path | None, overwrite: bool):
     """Where should Best-of-n stop? Largest n, recommend's hedged n, best soft-BoN λ, a gold-free
     disagreement alarm and a fixed KL budget, each against the true gold optimum on held-out prompts.
 
     Example: goodhart stopping --world smoke --out runs/stop
     """
-    from goodhart.config import load_stopping_config
+    from goodhart.commands.stopping import run_stopping
 
-    cfg = load_stopping_config(config, world, set_ or [])
-    from goodhart.study.stopping import run_stopping
-
-    out = out or Path("runs") / f"stopping-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}"
-    typer.echo(str(run_stopping(cfg, out, overwrite=overwrite) / "table.md"))
+    typer.echo(str(run_stopping(cfg, _default_out(out, f"stopping-{cfg.world}"), overwrite=overwrite) / "table.md"))
 
 
 @app.command()
@@ -147,32 +143,26 @@ def doctor(fix: Annotated[bool, typer.Option(help="remove stale cache entries an
         raise typer.Exit(1)
 
 
-rm_app = typer.Typer(no_args_is_help=True, help="Reward models: train, ensemble, WARM, evaluate (SPEC §5–§6).")
-app.add_typer(rm_app, name="rm")
+def _group(name: str, help: str) -> typer.Typer:
+    group = typer.Typer(no_args_is_help=True, help=help)
+    app.add_typer(group, name=name)
+    return group
 
 
-@rm_app.command("train")
-def rm_train(
-    config: ConfigOpt = None,
-    world: WorldOpt = None,
-    out: Annotated[Path | None, typer.Option(help="run directory (default runs/rm-<world>-<time>)")] = None,
-    set_: SetOpt = None,
-    overwrite: OverwriteOpt = False,
-    resume: Annotated[bool, typer.Option(help="continue a killed run in --out from its last training state")] = False,
-):
+rm_app = _group("rm", "Reward models: train, ensemble, WARM, evaluate (SPEC §5–§6).")
+
+
+@config_command(rm_app, "train", "load_rm_train_config")
+def rm_train(cfg, out: Path | None, overwrite: bool, resume: ResumeOpt = False):
     """Train one Bradley–Terry RM from a preference file (--set data=pairs.jsonl) or a world's samples.
 
     Example: goodhart rm train --world smoke --set rm.label_noise=0.25 --set dropout=0.05 --out runs/rm1
     """
-    from goodhart.config import load_rm_train_config
-
-    cfg = load_rm_train_config(config, world, set_ or [])
     from goodhart.reward.run import train_rm_run
 
     if resume and out is None:
         raise GoodhartError("--resume needs the --out of the run to continue")
-    train_rm_run(cfg, out or Path("runs") / f"rm-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}", overwrite=overwrite,
-                 resume=resume)
+    train_rm_run(cfg, _default_out(out, f"rm-{cfg.world}"), overwrite=overwrite, resume=resume)
 
 
 @rm_app.command("warm")
@@ -228,53 +218,32 @@ def rm_eval(
         append_jsonl(out / RESULTS, rows)
 
 
-@rm_app.command("suite")
-def rm_suite(
-    config: ConfigOpt = None,
-    world: WorldOpt = None,
-    out: Annotated[Path | None, typer.Option(help="run directory (default runs/rm-suite-<world>-<time>)")] = None,
-    set_: SetOpt = None,
-    overwrite: OverwriteOpt = False,
-):
+@config_command(rm_app, "suite", "load_rm_suite_config")
+def rm_suite(cfg, out: Path | None, overwrite: bool):
     """Members from a shared run → single vs ENS mean / WCO / UWO vs WARM: clean, flipped and OOD
     accuracy, and Best-of-n gold with each as the proxy (label noise ρ = 0.25 by default).
 
     Example: goodhart rm suite --world smoke --out runs/suite
     """
-    from goodhart.config import load_rm_suite_config
+    from goodhart.commands.rm_suite import run_rm_suite
 
-    cfg = load_rm_suite_config(config, world, set_ or [])
-    from goodhart.study.rm_suite import run_rm_suite
-
-    run_rm_suite(cfg, out or Path("runs") / f"rm-suite-{cfg.world}-{datetime.now():%Y%m%d-%H%M%S}", overwrite=overwrite)
+    run_rm_suite(cfg, _default_out(out, f"rm-suite-{cfg.world}"), overwrite=overwrite)
 
 
-policy_app = typer.Typer(no_args_is_help=True, help="Policy optimisation against a proxy RM: RLOO, REINFORCE, BOND, J-BOND.")
-app.add_typer(policy_app, name="policy")
+policy_app = _group("policy", "Policy optimisation against a proxy RM: RLOO, REINFORCE, BOND, J-BOND.")
 
 
-@policy_app.command("train")
-def policy_train(
-    config: ConfigOpt = None,
-    world: WorldOpt = None,
-    out: Annotated[Path | None, typer.Option(help="run directory (default runs/policy-<method>-<time>)")] = None,
-    set_: SetOpt = None,
-    resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
-    overwrite: OverwriteOpt = False,
-):
+@config_command(policy_app, "train", "load_policy_train_config")
+def policy_train(cfg, out: Path | None, overwrite: bool, resume: ResumeOpt = False):
     """Train the world's policy against a proxy RM; gold, proxy and KL are measured as it goes.
 
     Example: goodhart policy train --world smoke --set reward_model=runs/rm1 --set method=jbond --out runs/pol
     """
-    from goodhart.config import load_policy_train_config
-
-    cfg = load_policy_train_config(config, world, set_ or [])
-    from goodhart.study.policy_run import run_policy
+    from goodhart.commands.policy_train import run_policy
 
     if resume and out is None:
         raise GoodhartError("--resume needs --out (the run directory to continue)")
-    run_policy(cfg, out or Path("runs") / f"policy-{cfg.method}-{datetime.now():%Y%m%d-%H%M%S}",
-                 resume=resume, overwrite=overwrite)
+    run_policy(cfg, _default_out(out, f"policy-{cfg.method}"), resume=resume, overwrite=overwrite)
 
 
 @policy_app.command("pareto")
@@ -291,7 +260,7 @@ def policy_pareto(
     from goodhart.config import load_policy_pareto_config
 
     cfg = load_policy_pareto_config(config, world, set_ or [])
-    from goodhart.study.pareto import run_pareto
+    from goodhart.commands.pareto import run_pareto
 
     typer.echo(str(run_pareto(cfg, out) / "report.html"))
 

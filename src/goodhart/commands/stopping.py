@@ -19,15 +19,15 @@ import numpy as np
 from goodhart.bon import kl_bound
 from goodhart.bon.curve import bon_curve, values
 from goodhart.bon.soft import tilted_kl, tilted_reward
+from goodhart.commands.recommend import recommend_n
+from goodhart.commands.rm_suite import standardised_scores
+from goodhart.commands.run import start_study, world_pools
 from goodhart.config import RMTraining
 from goodhart.progress import console
 from goodhart.reward.data import world_preferences
 from goodhart.reward.normalise import standardise
 from goodhart.reward.run import train_ensemble
 from goodhart.runs import atomic_write_text
-from goodhart.study.bon_run import start_study, world_pools
-from goodhart.study.recommend import recommend_n
-from goodhart.study.rm_suite import standardised_scores
 
 
 def alarm_n(ns, signal, ratio: float) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.bon.curve import bon_curve, resolve_ns
+from goodhart.commands.run import start_study, world_pools
 from goodhart.config import RMTraining
 from goodhart.progress import console
 from goodhart.report.tables import suite_table
@@ -30,7 +31,6 @@ from goodhart.reward.warm import weight_average
 from goodhart.runs import atomic_write_text
 from goodhart.sampling.pool import policy_pool
 from goodhart.scoring import score_pairs
-from goodhart.study.bon_run import start_study, world_pools
 
 
 def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float | None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import yaml
 
+from goodhart.commands.policy_train import run_policy
 from goodhart.policy.train import STATE
 from goodhart.progress import console
 from goodhart.runs import CONFIG, RESULTS, RunDir, atomic_write_text, read_jsonl, write_jsonl
-from goodhart.study.policy_run import run_policy
 
 
 def _finished(run: Path, steps: int) -> bool:

@@ -20,6 +20,9 @@ import numpy as np
 
 from goodhart.bon.curve import bon_curve, fit_summary, resolve_ns
 from goodhart.bon.fits import chance_test, fit_rl
+from goodhart.commands.live import StudyTable
+from goodhart.commands.rm_suite import standardised_scores
+from goodhart.commands.run import split_prompts
 from goodhart.config import PolicyTrainConfig, RMTraining, StudyConfig, merge, preset, validate
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
@@ -41,9 +44,6 @@ from goodhart.runs import (
     write_jsonl,
 )
 from goodhart.sampling.pool import policy_pool
-from goodhart.study.bon_run import split_prompts
-from goodhart.study.live import StudyTable
-from goodhart.study.rm_suite import standardised_scores
 
 ORACLE = "oracle"
 MAY_CHANGE = ("grid", "policy")  # a resumed study may grow its grid and policy cells, nothing else
@@ -65,15 +65,15 @@ class Cell:
 
 @dataclass(frozen=True)
 class PolicyCell:
-    """One policy-optimisation run against the single RM of `rm`."""
+    """One policy-optimisation run against the single RM of grid cell `rm_cell`."""
 
     method: str
     kl_penalty: float
-    rm: Cell
+    rm_cell: Cell
 
     @property
     def id(self) -> str:
-        return f"{self.method}-b{self.kl_penalty:g}-{self.rm.id}"
+        return f"{self.method}-b{self.kl_penalty:g}-{self.rm_cell.id}"
 
 
 def grid_cells(cfg: StudyConfig) -> list[Cell]:
@@ -238,20 +238,20 @@ def oracle_rows(cfg: StudyConfig, pools: Pools) -> list[dict]:
 
 def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: list[dict]) -> tuple[list[dict], str]:
     """`goodhart policy train` against the cell's saved RM (resuming its own checkpoint), as study rows."""
+    from goodhart.commands.policy_train import run_policy
     from goodhart.policy.train import STATE
-    from goodhart.study.policy_run import run_policy
 
     sub = run.path / "cells" / pcell.id
     settings = merge(merge(preset("policy_train", cfg.world), cfg.policy.settings), {
-        "world": cfg.world, "reward_model": str(run.path / "cells" / pcell.rm.id / "rm"), "method": pcell.method,
-        "beta_kl": pcell.kl_penalty, "seed": pcell.rm.seed, "device": cfg.device, "sampling": cfg.sampling.model_dump(),
+        "world": cfg.world, "reward_model": str(run.path / "cells" / pcell.rm_cell.id / "rm"), "method": pcell.method,
+        "beta_kl": pcell.kl_penalty, "seed": pcell.rm_cell.seed, "device": cfg.device, "sampling": cfg.sampling.model_dump(),
         "hf": cfg.hf.model_dump()})
     pcfg = validate(PolicyTrainConfig, settings)
     run_policy(pcfg, sub, resume=(sub / STATE).is_file(), overwrite=(sub / CONFIG).is_file())
     points = [r for r in read_jsonl(sub / RESULTS) if "step" in r]
-    rm = next(r for r in rm_rows if r["study"] == "study_cell" and r["aggregation"] == "single")
+    rm_row = next(r for r in rm_rows if r["study"] == "study_cell" and r["aggregation"] == "single")
     common = {"study": "study", "cell": pcell.id, "method": pcell.method, "kl_penalty": pcell.kl_penalty,
-              "world": cfg.world, "aggregation": "single"} | {k: rm[k] for k in (
+              "world": cfg.world, "aggregation": "single"} | {k: rm_row[k] for k in (
                   "rm_size", "rm_params", "rm_params_total", "data_size", "label_noise", "seed")}
     rows = [common | {k: r[k] for k in ("step", "kl", "d", "gold", "gold_se", "proxy", "proxy_se")} for r in points]
     d, gold = np.array([r["d"] for r in rows]), np.array([r["gold"] for r in rows])
@@ -314,7 +314,7 @@ def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume
     console.print(f"[bold]goodhart study[/] world={cfg.world}: {len(cells)} RM cells, {len(pcells)} policy cells, "
                   f"{len(cells) + len(pcells) + 1 - len(todo)} done already → {run.path}")
     if todo:
-        needs_rm = {p.rm.id for p in pcells}
+        needs_rm = {p.rm_cell.id for p in pcells}
         ids = [ORACLE] + [c.id for c in cells] + [p.id for p in pcells]
         heads = {cid: "done earlier" for cid in finished}
         with StudyTable(ids, heads) as table:
@@ -327,9 +327,9 @@ def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume
                     save = c.id in needs_rm and not (run.path / "cells" / c.id / "rm").is_dir()
                     rows, head = run_cell(cfg, pools, c, run, save)
                 else:
-                    if not (run.path / "cells" / c.rm.id / "rm").is_dir():  # finished before it was needed
-                        run_cell(cfg, pools, c.rm, run, save_rm=True)
-                    rows, head = run_policy_cell(cfg, c, run, finished[c.rm.id])
+                    if not (run.path / "cells" / c.rm_cell.id / "rm").is_dir():  # finished before it was needed
+                        run_cell(cfg, pools, c.rm_cell, run, save_rm=True)
+                    rows, head = run_policy_cell(cfg, c, run, finished[c.rm_cell.id])
                 run.append_results(rows)
                 finished[cid] = rows
                 table.finish(cid, head)

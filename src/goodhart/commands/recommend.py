@@ -93,3 +93,21 @@ def recommend_run(run_dir: str | Path, tolerance: float = 0.1, seed: int = 0) ->
 
     atomic_write_text(run.file("recommend.json"), json.dumps(out, indent=2))
     return out
+
+
+def recommend_lines(out: dict) -> list[str]:
+    """What `goodhart recommend` prints: each fit's optimal and hedged n, the held-out check, the file."""
+    lines = []
+    for name, rec in (("all prompts", out["all_prompts"]), ("fit half", out.get("validation"))):
+        if rec is None:
+            continue
+        opt = (f"gold-optimal n ≈ {rec['n_opt']:.0f} [{rec['n_opt_ci'][0]:.0f}, {rec['n_opt_ci'][1]:.0f}], predicted "
+               f"peak gold {rec['peak_gold_pred']:.3f}" if rec["n_opt"] is not None else "no peak inside the measured n")
+        lines.append(f"{name}: {opt}; hedged n = {rec['n_hedged']} (gold lower bound {rec['gold_lcb_hedged']:.3f})")
+    val = out.get("validation")
+    if val:
+        got = ", ".join(f"{k} → {v:.3f}" for k, v in val["realised_gold"].items())
+        lines.append(f"held-out prompts ({val['held_out_prompts']}): realised gold {got}; best there "
+                     f"{val['held_out_best_gold']:.3f} at n = {val['held_out_best_n']}, at the largest n "
+                     f"{val['held_out_gold_at_max_n']:.3f}")
+    return lines

@@ -1,0 +1,1 @@
+"""The commands' work: each builds its rows from the floors below and writes its run directory and report."""

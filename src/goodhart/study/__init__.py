@@ -1,1 +1,0 @@
-"""Studies: end-to-end gold-vs-proxy experiments that call bon/, reward/ and policy/."""
