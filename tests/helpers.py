@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 
-def goodhart(*args, cwd=None):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+def goodhart(*args, cwd=None, env=None):
+    env = dict(env or os.environ, HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-m", "goodhart.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=300)
 

@@ -27,7 +27,7 @@ def own_rms(tmp_path_factory):
 def test_run_with_own_proxy_ensemble(own_rms, tmp_path):
     out = tmp_path / "run"
     res = goodhart("run", "--world", "smoke", "--out", str(out),
-                   "--set", f"proxy=[{own_rms / 'rm1'}, {own_rms / 'rm2'}]", "--set", "proxy_chat_template=on")
+                   "--set", f"proxy=[{own_rms / 'rm1'}, {own_rms / 'rm2'}]", "--set", "proxy_format=chat")
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in open(out / "results.jsonl")]
     assert rows[0]["rm_backbone"] == "ensemble" and rows[0]["rm_pairs"] == 0 and 0 <= rows[0]["rm_val_acc"] <= 1
@@ -39,9 +39,10 @@ def test_run_with_own_proxy_ensemble(own_rms, tmp_path):
 def test_chat_template_changes_what_the_rm_reads(own_rms):
     prompts, comps = ["the film was"] * 3, ["good fun", "bad", "nice nice"]
     rm = load_reward_model(own_rms / "rm1")
+    rm.proxy_format = "pair"
     plain = rm.score(prompts, comps)
-    rm.chat_template = "on"
+    rm.proxy_format = "chat"
     chat = rm.score(prompts, comps)
     assert not np.allclose(plain, chat)
-    rm.chat_template = "auto"
-    assert np.allclose(rm.score(prompts, comps), chat)  # the tokenizer has a template, so auto uses it
+    rm.proxy_format = "auto"
+    assert np.allclose(rm.score(prompts, comps), chat)  # no recorded convention + a template: auto uses it

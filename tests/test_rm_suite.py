@@ -16,7 +16,7 @@ def suite(tmp_path_factory):
     return out
 
 
-def test_suite_rows_and_orderings(suite):
+def test_suite_rows_accuracies_and_curves(suite):
     rows = [json.loads(line) for line in open(suite / "results.jsonl")]
     summary = {r["reward_model"]: r for r in rows if r["study"] == "rm_suite"}
     expected = {"member_0", "member_1", "member_2", "member_3", "ens_mean_M2", "wco_M2", "uwo_M2", "warm_M2",

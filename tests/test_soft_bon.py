@@ -35,7 +35,10 @@ def test_lambda_zero_is_best_of_n_and_infinity_the_mean(pool):
 def test_soft_selection_interpolates(pool):
     proxy, gold = pool
     mean, _ = soft_bon_estimate(proxy, gold, [16], [0.0, 0.3, 1.0, 10.0, np.inf], subsets=2000)
-    assert np.all(np.diff(mean[0]) < 0.02)  # gold falls from BoN towards the mean as λ grows
+    g = mean[0]
+    assert np.all(np.diff(g) < 0.02)  # gold falls from BoN towards the mean as λ grows
+    assert g[0] - g[-1] > 0.5  # hard BoN-16 (λ = 0) is far above the pool mean (λ = ∞)
+    assert g[0] - 0.05 > g[2] > g[-1] + 0.05  # λ = 1 lies strictly between: λ is not ignored
 
 
 def test_sampler_frequencies_match_softmax():

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from goodhart.errors import GoodhartError
-from goodhart.runs import launched, writer
+from goodhart.runs import cache_dir, launched, writer
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
 WorldOpt = Annotated[str | None, typer.Option(help="smoke | sentiment (default) | hf")]
@@ -28,10 +28,11 @@ def _default_out(out: Path | None, prefix: str) -> Path:
     return out or Path("runs") / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def config_command(group: typer.Typer, name: str, loader: str, config=ConfigOpt):
+def config_command(group: typer.Typer, name: str, loader: str, config=ConfigOpt, as_set: tuple[str, ...] = ()):
     """Register `fn(cfg, out, overwrite, **own options)` as command `name` of `group`, with the options every
     config-driven command shares declared here once: --config (or a CONFIG argument), --world, --out, --set,
-    --overwrite. cfg is resolved by goodhart.config.<loader> (world preset < file < --set)."""
+    --overwrite. cfg is resolved by goodhart.config.<loader> (world preset < file < --set). Own options
+    named in `as_set` are shorthands for `--set NAME=VALUE` (given first, so an explicit --set wins)."""
     def register(fn):
         P = inspect.Parameter
         shared = [P(n, P.POSITIONAL_OR_KEYWORD, default=d, annotation=a) for n, a, d in (
@@ -42,7 +43,8 @@ def config_command(group: typer.Typer, name: str, loader: str, config=ConfigOpt)
         def command(config=None, world=None, out=None, set_=None, overwrite=False, **own):
             from goodhart import config as configs
 
-            return fn(getattr(configs, loader)(config, world, set_ or []), out, overwrite, **own)
+            sets = [f"{key}={own.pop(key)}" for key in as_set if own.get(key) is not None] + list(set_ or [])
+            return fn(getattr(configs, loader)(config, world, sets), out, overwrite, **own)
 
         command.__name__, command.__doc__ = fn.__name__, fn.__doc__
         command.__signature__ = inspect.Signature(params)
@@ -57,6 +59,23 @@ app = typer.Typer(
     help="Study reward-model overoptimization: gold vs proxy reward under Best-of-n and RL.\n\n"
          "Example: goodhart run --world smoke --out runs/smoke",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        typer.echo(f"goodhart {importlib.metadata.version('goodhart')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
+                                                        help="print the version and exit")] = None):
+    """Study reward-model overoptimization: gold vs proxy reward under Best-of-n and RL.
+
+    Example: goodhart run --world smoke --out runs/smoke
+    """
 
 
 @config_command(app, "run", "load_run_config")
@@ -210,6 +229,8 @@ def rm_eval(
     from goodhart.reward.run import eval_reward_models
     from goodhart.runs import RESULTS, append_jsonl
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise GoodhartError(f"--out {out} exists and is not a directory")
     rows = eval_reward_models(models, data)
     for r in rows:
         typer.echo(f"{r['reward_model']:<24} {r['data']:<24} {r['subset']:<8} n={r['pairs']:<6} accuracy {r['accuracy']:.3f}")
@@ -233,8 +254,10 @@ def rm_suite(cfg, out: Path | None, overwrite: bool):
 policy_app = _group("policy", "Policy optimisation against a proxy RM: RLOO, REINFORCE, BOND, J-BOND.")
 
 
-@config_command(policy_app, "train", "load_policy_train_config")
-def policy_train(cfg, out: Path | None, overwrite: bool, resume: ResumeOpt = False):
+@config_command(policy_app, "train", "load_policy_train_config", as_set=("method",))
+def policy_train(cfg, out: Path | None, overwrite: bool, resume: ResumeOpt = False,
+                 method: Annotated[str | None, typer.Option(help="rloo | reinforce | bond | jbond (default jbond); "
+                                                                 "the same as --set method=M")] = None):
     """Train the world's policy against a proxy RM; gold, proxy and KL are measured as it goes.
 
     Example: goodhart policy train --world smoke --set reward_model=runs/rm1 --set method=jbond --out runs/pol
@@ -290,6 +313,20 @@ def _check_torchrun(argv: list[str]) -> None:
                         "goodhart run, rm train, policy train)")
 
 
+ERROR_ECHO = 200  # characters of user input an error line may echo
+
+
+def _one_line(text: str) -> str:
+    """A message as one bounded line (an echoed 3 MB YAML value must not become a 3 MB line)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= 2 * ERROR_ECHO else line[: 2 * ERROR_ECHO] + f"… ({len(line)} characters)"
+
+
+def _is_usage_error(e: Exception) -> bool:
+    """click's (or typer's vendored click's) ClickException: a mistyped command, option or value."""
+    return any(c.__name__ == "ClickException" for c in type(e).__mro__) and hasattr(e, "format_message")
+
+
 def main() -> None:
     # Offline by default: with a hub id and no network, transformers retries for ~45 s before failing.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -301,10 +338,11 @@ def main() -> None:
     try:
         # without standalone mode click returns exit codes instead of raising (typer turns Ctrl-C into 130)
         _check_torchrun(sys.argv[1:])
+        cache_dir()  # a GOODHART_CACHE that is a file is refused before any command writes
         rc = app(standalone_mode=False)
     except GoodhartError as e:
         if writer():  # under torchrun every rank raises the same error; rank 0 says it
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {_one_line(e)}", file=sys.stderr)
         else:  # let rank 0 say it before torchrun, seeing this rank exit, stops the others
             import time
 
@@ -317,13 +355,11 @@ def main() -> None:
         sys.exit(e.exit_code)
     except (typer.Abort, EOFError):
         sys.exit(1)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except Exception as e:  # usage errors: typer raises its own copies of click's exceptions
+        if not _is_usage_error(e):
+            raise
+        print(f"error: {_one_line(e.format_message())}", file=sys.stderr)
+        sys.exit(2)
     finally:
         if "goodhart.dist" in sys.modules:  # leave torchrun's process group cleanly
             sys.modules["goodhart.dist"].teardown()

@@ -32,3 +32,14 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def load_state(path, map_location="cpu") -> dict:
+    """A resumable training state saved by goodhart (torch.save of tensors and plain values), loaded with
+    weights_only=True; a torn, truncated or foreign (arbitrary-pickle) file is one GoodhartError line."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, torch.serialization.pickle.UnpicklingError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GoodhartError(f"{path} is not a goodhart training state ({first[:200]}); delete it to start "
+                            "again") from None

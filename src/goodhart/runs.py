@@ -5,9 +5,11 @@ per measured point), samples.jsonl, checkpoints (save_pretrained), plots/, repor
 Every trainer and the report write through here; nothing here imports a model library.
 """
 
+import atexit
 import json
 import math
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from goodhart.errors import GoodhartError
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 RESULTS = "results.jsonl"
+LOCK = ".goodhart.lock"  # pid of the process writing the run directory
 SAMPLES = "samples.jsonl"
 
 
@@ -120,9 +123,50 @@ def _all_checked() -> None:
             torch.distributed.barrier()
 
 
+def _lock_holder(path: Path) -> int | None:
+    """The pid holding a run-directory lock, or None when that process no longer exists (a stale lock).
+    A lock written on another host counts as held (its process cannot be checked from here)."""
+    try:
+        pid_text, _, host = path.read_text().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None  # torn or unreadable: its writer died mid-write
+    if host.strip() and host.strip() != socket.gethostname():
+        return pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return pid
+
+
+def _release(path: Path, pid: int) -> None:
+    if _lock_holder(path) == pid:
+        path.unlink(missing_ok=True)
+
+
+def remove_staging(root: Path) -> None:
+    """Remove what an interrupted atomic write or checkpoint save leaves: hidden `.NAME.*.tmp` files and
+    hidden `.NAME.*` staging folders, anywhere under a run directory (all goodhart's own)."""
+    import shutil
+
+    for p in sorted(root.rglob(".*"), key=lambda p: len(p.parts), reverse=True):
+        if p.name == LOCK or not p.exists():
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.name.endswith(".tmp"):
+            p.unlink()
+
+
 def cache_dir() -> Path:
     """User cache for converted models and policy-sample pools: $GOODHART_CACHE or ~/.cache/goodhart."""
-    return Path(os.environ.get("GOODHART_CACHE", Path.home() / ".cache" / "goodhart"))
+    path = Path(os.environ.get("GOODHART_CACHE", Path.home() / ".cache" / "goodhart"))
+    if path.exists() and not path.is_dir():
+        raise GoodhartError(f"the cache {path} (GOODHART_CACHE) is a file; point GOODHART_CACHE at a directory")
+    return path
 
 
 class RunDir:
@@ -153,12 +197,39 @@ class RunDir:
         _all_checked()
         if not run.writer:
             return run
-        run.path.mkdir(parents=True, exist_ok=True)
-        for name in (METRICS, RESULTS, SAMPLES):
-            if (run.path / name).exists():
-                (run.path / name).unlink()
-        atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.lock()
+            for name in (METRICS, RESULTS, SAMPLES):
+                if (run.path / name).exists():
+                    (run.path / name).unlink()
+            atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
+        except OSError as e:
+            raise GoodhartError(f"cannot write the run directory {run.path}: {e.strerror or e}") from None
         return run.attach_sinks(config)
+
+    def lock(self) -> None:
+        """Take the run directory for this process (LOCK, created atomically with our pid), then remove the
+        staging files and folders an interrupted save left behind. A live other holder is refused in one
+        line; a lock whose process is gone (killed) is taken over. Released when this process exits."""
+        path = self.path / LOCK
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _lock_holder(path)
+                if holder == os.getpid():
+                    break
+                if holder is not None:
+                    raise GoodhartError(f"{self.path} is being written by another goodhart process (pid {holder}); "
+                                        "wait for it or choose another --out") from None
+                path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()} {socket.gethostname()}\n")
+            atexit.register(_release, path, os.getpid())
+            break
+        remove_staging(self.path)
 
     @classmethod
     def reopen(cls, path: str | Path, config: dict, may_change: tuple[str, ...] = (), model=None) -> "RunDir":
@@ -169,8 +240,13 @@ class RunDir:
         check_resumable(run, config, may_change, model)
         _all_checked()
         if run.writer:
+            run.lock()
             atomic_write_text(run.path / CONFIG, yaml.safe_dump(config, sort_keys=False))
         return run.attach_sinks(config)
+
+    def close(self) -> None:
+        """The run is finished: release its lock (if this process holds it)."""
+        _release(self.path / LOCK, os.getpid())
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -214,6 +290,25 @@ def model_card(kind: str, model, facts: dict, config_file: Path | None = None) -
             f"model = {loader}.from_pretrained(PATH)\ntokenizer = AutoTokenizer.from_pretrained(PATH)\n```\n"
             "Made with goodhart (gold-vs-proxy reward-model overoptimization studies); the run directory "
             "above this checkpoint holds config.yaml, metrics.jsonl and results.jsonl.\n")
+
+
+def require_run(path: str | Path) -> "RunDir":
+    """The run in `path` for --resume; none there is an error (checked before any work starts)."""
+    run = RunDir(path)
+    if not run.file(CONFIG).is_file():
+        raise GoodhartError(f"nothing to resume in {run.path} (no run there); drop --resume to start one")
+    return run
+
+
+def resume_run(path: str | Path, config: dict, state_file: str, may_change: tuple[str, ...] = (),
+               model=None) -> "RunDir":
+    """`--resume`: reopen the run in `path` from its training state `state_file`; a run killed before its
+    first checkpoint (config but no state) restarts cleanly under the same config; nothing there is an error."""
+    run = require_run(path)
+    if run.file(state_file).is_file():
+        return RunDir.reopen(path, config, may_change=may_change, model=model)
+    check_resumable(run, config, may_change, model)
+    return RunDir.create(path, config, overwrite=True)  # killed before its first checkpoint: start again
 
 
 def check_resumable(run: "RunDir", config: dict, may_change: tuple[str, ...] = (), model=None) -> None:

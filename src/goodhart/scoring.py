@@ -3,13 +3,21 @@
 import numpy as np
 import torch
 
+FORMATS = ("pair", "concat", "chat")  # how an RM reads (prompt, completion): see encode_pairs
 
-def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int, chat: bool = False):
-    """Tokenise (prompt, completion) as a text pair, truncating the longer side first, padded to the batch.
 
-    chat=True: render [user: prompt, assistant: completion] with the RM's own chat template instead
-    (RMs trained on conversations expect it; independent of the policy's template)."""
-    if chat:
+def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int, fmt: str = "pair"):
+    """Tokenise (prompt, completion) the way the RM was trained, padded to the batch.
+
+    pair (goodhart's own RMs): a text pair, truncating the longer side first. concat (trl's RewardTrainer
+    on standard rows): one sequence prompt + completion + eos, as trl builds it. chat: [user: prompt,
+    assistant: completion] through the RM's own chat template (RMs trained on conversations; independent
+    of the policy's template)."""
+    if fmt == "concat":
+        eos = tokenizer.eos_token or tokenizer.sep_token or ""
+        texts = [p + c + (eos if not c.endswith(eos) else "") for p, c in zip(prompts, completions, strict=True)]
+        return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    if fmt == "chat":
         texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": c}],
                                                tokenize=False) for p, c in zip(prompts, completions, strict=True)]
         return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt",
@@ -25,7 +33,7 @@ def reward_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def score_pairs(model, tokenizer, prompts: list[str], completions: list[str],
-                batch_size: int = 64, max_length: int = 256, chat: bool = False) -> np.ndarray:
+                batch_size: int = 64, max_length: int = 256, fmt: str = "pair") -> np.ndarray:
     """Reward of each (prompt, completion) → (B,) float64. Batches sorted by length to cut padding."""
     model.eval()
     device = next(model.parameters()).device
@@ -34,6 +42,6 @@ def score_pairs(model, tokenizer, prompts: list[str], completions: list[str],
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         enc = encode_pairs(tokenizer, [prompts[i] for i in idx], [completions[i] for i in idx], max_length,
-                           chat).to(device)
+                           fmt).to(device)
         out[idx] = reward_from_logits(model(**enc).logits).float().cpu().numpy()
     return out

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from goodhart.bon.curve import bon_curve, resolve_ns
+from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
 from goodhart.commands.run import start_study, world_pools
 from goodhart.config import RMTraining
 from goodhart.progress import console
@@ -113,10 +113,11 @@ def run_rm_suite(cfg, out: str | Path, overwrite: bool = False) -> Path:
 
     gold_norm = standardise(pool_gold)[0]
     ns = resolve_ns(cfg.bon.ns, N)
+    keys = POINT_KEYS if cfg.bon.bootstrap else ("n", "kl", "d", "gold", "proxy")  # bands with bon.bootstrap > 0
     rows = []
     for name, s in scores.items():
         select = s["pool"].reshape(pool_gold.shape)
-        curve = bon_curve(select, gold_norm, select, ns)
+        curve = bon_curve(select, gold_norm, select, ns, cfg.bon.bootstrap, cfg.seed)
         peak = curve["summary"]
         rows.append({
             "study": "rm_suite", "reward_model": name, "kind": name.split("_M")[0].rstrip("_0123456789"),
@@ -127,7 +128,7 @@ def run_rm_suite(cfg, out: str | Path, overwrite: bool = False) -> Path:
             "train_pairs": len(train), "flipped_pairs": int(flipped.sum()), "seed": cfg.seed,
         })
         rows += [{"study": "bon", "method": "bon", "reward_model": name, "world": world.name}
-                 | {k: p[k] for k in ("n", "kl", "d", "gold", "proxy")} | {"seed": cfg.seed} for p in curve["points"]]
+                 | {k: p[k] for k in keys} | {"seed": cfg.seed} for p in curve["points"]]
     run.append_results(rows)
     table = suite_table([r for r in rows if r["study"] == "rm_suite"])
     atomic_write_text(run.file("table.md"), table)
@@ -136,4 +137,5 @@ def run_rm_suite(cfg, out: str | Path, overwrite: bool = False) -> Path:
                                         "rm/flipped_pairs": int(flipped.sum())})
     build_report(run.path)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")
+    run.close()
     return run.path

@@ -77,7 +77,7 @@ def own_proxy(cfg: RunConfig) -> RewardModel:
         rm = load_reward_model(cfg.proxy[0], trust)
     else:
         rm = RewardModel([load_checkpoint(p, trust) for p in cfg.proxy], "mean", name="ensemble")
-    rm.chat_template = cfg.proxy_chat_template
+    rm.proxy_format = cfg.proxy_format
     return rm
 
 
@@ -128,22 +128,29 @@ def bon_rows(gold: np.ndarray, proxy: np.ndarray, ns: np.ndarray, n_boot: int, s
             for point in bon_curve(select, gold, proxy, ns, n_boot, seed)["points"]]
 
 
+def checked_inputs(cfg: RunConfig) -> RewardModel | None:
+    """Refuse settings `goodhart run` cannot honour and open the user's own proxy (None: one is trained),
+    all before the run directory is created."""
+    if cfg.parallel == "fsdp":
+        raise GoodhartError("parallel=fsdp is for `rm train` and `policy train` (models too large for one device); "
+                            "goodhart run's proxy RM trains with DDP under torchrun: use parallel=ddp")
+    check_engine(cfg.sampling.engine)
+    return own_proxy(cfg) if cfg.proxy else None
+
+
 def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> Path:
     """Run the whole study into run directory `out`; returns its path. See the module docstring."""
     from goodhart.report import build_report
 
     start = time.perf_counter()
-    if cfg.parallel == "fsdp":
-        raise GoodhartError("parallel=fsdp is for `rm train` and `policy train` (models too large for one device); "
-                            "goodhart run's proxy RM trains with DDP under torchrun: use parallel=ddp")
-    check_engine(cfg.sampling.engine)
+    own = checked_inputs(cfg)
     world, device, train_prompts, eval_prompts, run = start_study(cfg, out, overwrite)
     console.print(f"[bold]goodhart run[/] world={world.name} → {run.path}")
 
     t = time.perf_counter()
     train_comps = train_gold = None
     if cfg.proxy:  # the user's own RM(s), used as they are: no training samples needed
-        rm = own_proxy(cfg).to(device)
+        rm = own.to(device)
     else:
         train_comps, train_gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling,
                                               cfg.seed, "sample train", cfg.cache)
@@ -187,4 +194,5 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
         write_jsonl(run.file(SAMPLES), samples)
         build_report(run.path)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")
+    run.close()
     return run.path

@@ -136,4 +136,5 @@ def run_stopping(cfg, out: str | Path, overwrite: bool = False) -> Path:
     print(table)
     run.log_metrics(phase="summary", **{"time/total_s": time.perf_counter() - start})
     console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'table.md'}")
+    run.close()
     return run.path

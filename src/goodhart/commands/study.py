@@ -236,17 +236,26 @@ def oracle_rows(cfg: StudyConfig, pools: Pools) -> list[dict]:
     return [common | p for p in curve["points"]] + [common | {"study": "study_cell"} | curve["summary"]]
 
 
+def policy_cell_config(cfg: StudyConfig, pcell: PolicyCell, reward_model: str) -> PolicyTrainConfig:
+    """The `policy train` config of a policy cell: the world's preset < policy.settings < the cell's own keys.
+    Only the sampling keys a rollout uses are passed (batch size and engine are the pools')."""
+    sampling = {k: getattr(cfg.sampling, k) for k in ("max_new_tokens", "temperature", "top_p")}
+    settings = merge(merge(preset("policy_train", cfg.world), cfg.policy.settings), {
+        "world": cfg.world, "reward_model": reward_model, "method": pcell.method, "beta_kl": pcell.kl_penalty,
+        "seed": pcell.rm_cell.seed, "device": cfg.device, "sampling": sampling, "hf": cfg.hf.model_dump()})
+    try:
+        return validate(PolicyTrainConfig, settings)
+    except GoodhartError as e:
+        raise GoodhartError(f"policy.settings of cell {pcell.id}: {e}") from None
+
+
 def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: list[dict]) -> tuple[list[dict], str]:
     """`goodhart policy train` against the cell's saved RM (resuming its own checkpoint), as study rows."""
     from goodhart.commands.policy_train import run_policy
     from goodhart.policy.train import STATE
 
     sub = run.path / "cells" / pcell.id
-    settings = merge(merge(preset("policy_train", cfg.world), cfg.policy.settings), {
-        "world": cfg.world, "reward_model": str(run.path / "cells" / pcell.rm_cell.id / "rm"), "method": pcell.method,
-        "beta_kl": pcell.kl_penalty, "seed": pcell.rm_cell.seed, "device": cfg.device, "sampling": cfg.sampling.model_dump(),
-        "hf": cfg.hf.model_dump()})
-    pcfg = validate(PolicyTrainConfig, settings)
+    pcfg = policy_cell_config(cfg, pcell, str(run.path / "cells" / pcell.rm_cell.id / "rm"))
     run_policy(pcfg, sub, resume=(sub / STATE).is_file(), overwrite=(sub / CONFIG).is_file())
     points = [r for r in read_jsonl(sub / RESULTS) if "step" in r]
     rm_row = next(r for r in rm_rows if r["study"] == "study_cell" and r["aggregation"] == "single")
@@ -271,6 +280,8 @@ def finished_cells(cfg: StudyConfig, out: Path, overwrite: bool, resume: bool) -
     from a kill is ignored. Refuses an existing study without --resume / --overwrite, and a resumed
     one whose config differs outside `grid` and `policy`.
     """
+    if resume and not overwrite and not (out / CONFIG).exists():
+        raise GoodhartError(f"nothing to resume in {out} (no study there); drop --resume to start one")
     if not (out / CONFIG).exists() or overwrite:
         return None
     if not resume:
@@ -306,6 +317,8 @@ def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume
     start = time.perf_counter()
     cells = grid_cells(cfg)
     pcells = policy_cells(cfg, cells)
+    for pcell in pcells:  # policy settings are checked before any cell runs, not when their turn comes
+        policy_cell_config(cfg, pcell, "-")
     previous = finished_cells(cfg, Path(out), overwrite, resume)
     finished = dict(previous or {})
     todo = [c for c in [ORACLE, *cells, *pcells] if (c if isinstance(c, str) else c.id) not in finished]
@@ -336,4 +349,5 @@ def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume
     run.log_metrics(phase="summary", **{"time/total_s": time.perf_counter() - start, "cells": len(cells) + len(pcells)})
     build_report(run.path)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")
+    run.close()
     return run.path

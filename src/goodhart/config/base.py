@@ -16,6 +16,9 @@ def _on_off(value):
 OnOffAuto = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
 
 
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (seed_everything) takes 32-bit seeds
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -140,7 +143,7 @@ class WorldStudy(Compute, LogSinks):
     """Settings every world-level study shares: which world, seeds, device, sampling, data, RM training."""
 
     world: WorldName = Field("sentiment", description="where policy, prompts, gold and proxy backbone come from")
-    seed: int = Field(0, ge=0, description="prompt split, policy samples, pair draws and RM initialisation")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="prompt split, policy samples, pair draws and RM initialisation")
     cache: bool = Field(True, description="reuse policy samples cached for the same world, prompts and settings")
     sampling: SamplingConfig = Field(SamplingConfig(), description="how completions are drawn from the policy")
     data: DataConfig = Field(DataConfig(), description="prompts and samples for RM training and the BoN pool")

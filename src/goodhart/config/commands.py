@@ -5,11 +5,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from goodhart.config.base import (
+    MAX_SEED,
     BoNConfig,
     Compute,
     HFWorldConfig,
     LogSinks,
-    OnOffAuto,
     RewardModelConfig,
     SamplingConfig,
     WorldName,
@@ -24,8 +24,10 @@ class RunConfig(WorldStudy):
     bon: BoNConfig = Field(BoNConfig(), description="Best-of-n evaluation: n values and bootstrap resamples")
     proxy: list[str] = Field([], description="use these RM checkpoints as the proxy, untrained here: one checkpoint "
                                              "/ run / WARM / ensemble dir, or several for a mean ensemble")
-    proxy_chat_template: OnOffAuto = Field(
-        "auto", description="score own proxies through their tokenizer's chat template (auto: where one exists)")
+    proxy_format: Literal["auto", "pair", "concat", "chat"] = Field(
+        "auto", description="how own proxies read (prompt, completion): auto = as each was trained (recorded by "
+                            "goodhart; trl checkpoints: concat), else its chat template where it has one, else a "
+                            "text pair; pair | concat (prompt + completion + eos) | chat (its own template)")
 
     @model_validator(mode="after")
     def _check(self):
@@ -46,7 +48,7 @@ class RMTrainConfig(Compute, LogSinks):
     backbone: str | None = Field(None, description="encoder checkpoint; default: the world's proxy backbone")
     init_from: str | None = Field(None, description="fine-tune from this RM checkpoint (a shared WARM initialisation)")
     dropout: float | None = Field(None, ge=0, lt=1, description="set every dropout probability of the model")
-    seed: int = Field(0, ge=0, description="prompt choice, samples, pair draw, initialisation and data order")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="prompt choice, samples, pair draw, initialisation and data order")
     cache: bool = Field(True, description="reuse policy samples cached for the same world, prompts and settings")
     prompts: int = Field(60, ge=2, description="world prompts sampled for comparisons")
     samples_per_prompt: int = Field(8, ge=2, description="policy samples per prompt; pairs are drawn within a prompt")
@@ -91,6 +93,22 @@ class RMSuiteConfig(WorldStudy):
         return self
 
 
+# settings that only some policy methods read (SPEC §7–§9): set to a non-default value for another
+# method, they are refused rather than silently ignored
+METHOD_KEYS = {
+    "kl_estimator": ("rloo", "reinforce"), "reward_shaping": ("rloo", "reinforce"),
+    "shaping_ref_samples": ("rloo", "reinforce"), "baseline_decay": ("reinforce",),
+    "beta_kl": ("rloo", "reinforce", "jbond"), "bond_n": ("bond",), "bond_divergence": ("bond",),
+    "jeffreys_beta": ("bond", "jbond"), "ema": ("jbond",),
+}
+
+
+def unused_method_keys(cfg, method: str) -> list[str]:
+    """Method-specific keys of `cfg` whose value differs from the default but that `method` does not read."""
+    fields = PolicyTrainConfig.model_fields
+    return [k for k, methods in METHOD_KEYS.items() if method not in methods and getattr(cfg, k) != fields[k].default]
+
+
 class PolicyTrainConfig(Compute, LogSinks):
     """`goodhart policy train`: move the policy against a proxy RM with RL (RLOO / REINFORCE) or
     BOND / J-BOND, measuring gold, proxy and KL to the initial policy as it goes (SPEC §7–§9)."""
@@ -99,7 +117,7 @@ class PolicyTrainConfig(Compute, LogSinks):
     reward_model: str = Field(..., description="proxy RM: checkpoint, `rm train` run dir, WARM dir or ensemble dir")
     method: Literal["rloo", "reinforce", "bond", "jbond"] = Field(
         "jbond", description="rloo / reinforce (SPEC §8), bond (fixed anchor) or jbond (EMA anchor, SPEC §9)")
-    seed: int = Field(0, ge=0, description="prompt split, sampling and batch order")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="prompt split, sampling and batch order")
     steps: int = Field(40, ge=1, description="optimizer steps")
     batch_prompts: int = Field(8, ge=1, description="B: prompts per step")
     samples_per_prompt: int = Field(2, ge=1, description="k policy samples per prompt (RLOO needs k ≥ 2)")
@@ -130,6 +148,17 @@ class PolicyTrainConfig(Compute, LogSinks):
     def _check(self):
         if self.method == "rloo" and self.samples_per_prompt < 2:
             raise ValueError("method rloo needs samples_per_prompt >= 2 (leave-one-out baseline)")
+        if type(self) is PolicyTrainConfig:  # a pareto config spans methods; its runs are checked one by one
+            unused = unused_method_keys(self, self.method)
+            if unused:
+                used_by = "; ".join(f"{k} by {'/'.join(METHOD_KEYS[k])}" for k in unused)
+                raise ValueError(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by method "
+                                 f"{self.method} (used: {used_by})")
+        rollout_defaults = SamplingConfig()
+        for key in ("batch_size", "engine"):
+            if getattr(self.sampling, key) != getattr(rollout_defaults, key):
+                raise ValueError(f"sampling.{key} is not used by policy train (rollouts are one batch through the "
+                                 "training policy with transformers); leave it out")
         return self
 
 
@@ -150,5 +179,8 @@ class PolicyParetoConfig(PolicyTrainConfig):
         """(sub-run name, config) for every cell of the grid."""
         base = self.model_dump(exclude={"rl_betas", "jbond_gammas"})
         cells = [("rloo", b) for b in self.rl_betas] + [("jbond", g) for g in self.jbond_gammas]
-        return [(f"{m}-beta{b:g}", PolicyTrainConfig.model_validate(base | {"method": m, "beta_kl": b}))
+        defaults = {k: PolicyTrainConfig.model_fields[k].default for k in METHOD_KEYS}
+        # a key meant for the other method of the grid keeps its default in this method's runs
+        return [(f"{m}-beta{b:g}", PolicyTrainConfig.model_validate(
+                    base | {k: defaults[k] for k in unused_method_keys(self, m)} | {"method": m, "beta_kl": b}))
                 for m, b in cells]

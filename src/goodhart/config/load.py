@@ -75,7 +75,9 @@ def _format_errors(e: ValidationError) -> str:
             parts.append(f"unknown key '{loc}'")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            parts.append(f"{loc}: {msg} (got {err.get('input')!r})" if loc else msg)
+            got = repr(err.get("input"))
+            got = got if len(got) <= 200 else got[:200] + "…"
+            parts.append(f"{loc}: {msg} (got {got})" if loc else msg)
     return "invalid config: " + "; ".join(parts)
 
 
@@ -95,7 +97,9 @@ def load_yaml(path: str | Path | None) -> dict:
     if not path.is_file():
         raise GoodhartError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise GoodhartError(f"config file {path} is not UTF-8 text") from None
     except yaml.YAMLError as e:
         raise GoodhartError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if data is None:

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from goodhart.config.base import BoNConfig, Strict, WorldStudy, require_hf
+from goodhart.config.base import MAX_SEED, BoNConfig, Strict, WorldStudy, require_hf
 
 
 class RMSizeSpec(Strict):
@@ -30,8 +30,10 @@ class StudyGrid(Strict):
 
     @model_validator(mode="after")
     def _check(self):
-        if min(self.data_sizes) < 2 or any(not 0 <= r <= 0.5 for r in self.label_noise) or min(self.seeds) < 0:
-            raise ValueError("grid.data_sizes must be >= 2, grid.label_noise in [0, 0.5] and grid.seeds >= 0")
+        if min(self.data_sizes) < 2 or any(not 0 <= r <= 0.5 for r in self.label_noise) or min(self.seeds) < 0 \
+                or max(self.seeds) > MAX_SEED:
+            raise ValueError(f"grid.data_sizes must be >= 2, grid.label_noise in [0, 0.5] and grid.seeds in "
+                             f"[0, {MAX_SEED}]")
         for key in ("data_sizes", "label_noise", "aggregation", "seeds"):
             if len(set(getattr(self, key))) != len(getattr(self, key)):
                 raise ValueError(f"grid.{key} has repeated values")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from goodhart import dist
-from goodhart.device import autocast, resolve_device, seed_everything
+from goodhart.device import autocast, load_state, resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.policy.bond import ema_update
 from goodhart.policy.kl import kl_in_reward, kl_per_sequence, mean_stderr
@@ -31,6 +31,8 @@ from goodhart.runs import (
     RunDir,
     atomic_write_bytes,
     read_jsonl,
+    require_run,
+    resume_run,
     save_checkpoint,
     write_jsonl,
 )
@@ -213,8 +215,8 @@ def save_state(run: RunDir, m: Models, state: dict) -> None:
     atomic_write_bytes(run.file(STATE), buf.getvalue())
 
 
-def load_state(run: RunDir, m: Models, device) -> dict:
-    data = torch.load(run.file(STATE), map_location=device, weights_only=True)
+def restore_state(run: RunDir, m: Models, device) -> dict:
+    data = load_state(run.file(STATE), map_location=device)
     m.policy.load_state_dict(data["policy"])
     if m.anchor is not None:
         m.anchor.load_state_dict(data["anchor"])
@@ -230,9 +232,8 @@ def drop_rows_from(run: RunDir, step: int) -> None:
 
 
 def _open_run(cfg, out: Path, resume: bool, overwrite: bool) -> RunDir:
-    run = RunDir(out)
-    if resume and run.file(STATE).is_file():
-        return RunDir.reopen(out, cfg.model_dump(mode="json"), may_change=("steps",), model=type(cfg))
+    if resume:
+        return resume_run(out, cfg.model_dump(mode="json"), STATE, may_change=("steps",), model=type(cfg))
     return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
 
 
@@ -260,6 +261,8 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
     (one per evaluation), resumable checkpoints and the final policy. The report is the command's."""
     from goodhart.worlds import load_world
 
+    if resume:
+        require_run(out)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     rm = load_reward_model(cfg.reward_model).to(device)
@@ -272,7 +275,7 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
     if resume and run.file(STATE).is_file():
         if dist.is_sharded(m.policy):
             raise GoodhartError("--resume is not available under parallel=fsdp (no resumable state is written)")
-        state = load_state(run, m, device)
+        state = restore_state(run, m, device)
         drop_rows_from(run, state["step"])
         console.print(f"resuming {run.path} at step {state['step']}")
     common = {"study": "policy", "method": cfg.method, "reward_model": Path(cfg.reward_model).name, "world": world.name,
@@ -305,4 +308,5 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
     save_checkpoint(run, "policy", m.policy, world.tokenizer, kind="policy", state_dict=weights, card={
         "method": cfg.method, "steps": cfg.steps, "KL penalty": cfg.beta_kl, "reward model": cfg.reward_model,
         "LoRA": cfg.lora, "processes": dist.world_size(), "parallel": cfg.parallel if dist.world_size() > 1 else None})
+    run.close()
     return run.path

@@ -1,6 +1,7 @@
 """report.html and plots/ for a run directory, rebuilt from results.jsonl alone."""
 
 import html
+import math
 from pathlib import Path
 
 from goodhart.errors import GoodhartError
@@ -58,12 +59,26 @@ Overoptimization: proxy (dashed) still rising while gold (solid) stalls or falls
     return out
 
 
+MEASURED = ("n", "kl", "d", "gold", "proxy")  # a row that has these must have them as finite numbers
+
+
+def check_finite(rows: list[dict], source: Path) -> None:
+    """Refuse rows whose measured values are missing or not finite (written as null for NaN / inf): a
+    report drawn from them would silently hide points."""
+    for i, r in enumerate(rows, 1):
+        bad = [k for k in MEASURED if k in r and not (isinstance(r[k], int | float) and math.isfinite(r[k]))]
+        if bad:
+            raise GoodhartError(f"{source}: row {i} has a non-finite {', '.join(bad)} ({r.get(bad[0])!r}); "
+                                "the report needs every measured point")
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write plots/bon.{png,svg} and report.html into run_dir from its results.jsonl; returns the html path."""
     run = RunDir(run_dir)
     if not (run.path / RESULTS).is_file():
         raise GoodhartError(f"{run.path} has no {RESULTS}; is it a goodhart run directory?")
     all_rows = run.results()
+    check_finite(all_rows, run.path / RESULTS)
     if any(r.get("study") == "study_cell" for r in all_rows):
         from goodhart.report.study_html import study_report
 

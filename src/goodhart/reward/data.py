@@ -11,6 +11,7 @@ from goodhart.runs import iter_jsonl
 
 FIELDS = ("prompt", "chosen", "rejected")
 VAL_PAIRS_MAX = 512
+MAX_TEXT_CHARS = 100_000  # a prompt or completion longer than this is refused (RMs see ≤ max_length tokens)
 
 
 def _text(messages) -> str:
@@ -31,6 +32,8 @@ def normalise_preference(row: dict) -> dict | None:
     c, r = row.get("chosen"), row.get("rejected")
     if all(isinstance(row.get(k), str) for k in FIELDS):
         return row
+    if isinstance(c, str) and isinstance(r, str) and "prompt" not in row:
+        return row | _implicit_text_prompt(c, r)
     if not (_is_messages(c) and _is_messages(r)):
         return None
     prompt = row.get("prompt")
@@ -45,6 +48,28 @@ def normalise_preference(row: dict) -> dict | None:
     return row | {"prompt": head, "chosen": _text(c[k:]), "rejected": _text(r[k:])}
 
 
+def _implicit_text_prompt(chosen: str, rejected: str) -> dict:
+    """TRL's implicit prompt for string rows: the shared prefix of chosen and rejected (as trl's
+    extract_prompt: a space just before the first difference goes to the completions)."""
+    idx = 0
+    while idx < min(len(chosen), len(rejected)) and chosen[idx] == rejected[idx]:
+        idx += 1
+    if 0 < idx and chosen[idx - 1] == " ":
+        idx -= 1
+    return {"prompt": chosen[:idx], "chosen": chosen[idx:], "rejected": rejected[idx:]}
+
+
+def check_preference(row: dict, where: str) -> None:
+    """Refuse a row that cannot teach a preference (chosen == rejected) or is unboundedly long; `where`
+    names it (file:line or dataset row)."""
+    if row["chosen"] == row["rejected"]:
+        raise GoodhartError(f"{where}: chosen and rejected are the same text; remove the row (it carries no "
+                            "preference)")
+    long = [k for k in FIELDS if len(row[k]) > MAX_TEXT_CHARS]
+    if long:
+        raise GoodhartError(f"{where}: {', '.join(long)} longer than {MAX_TEXT_CHARS:,} characters")
+
+
 def _rows_from_file(path: Path) -> list[dict]:
     rows = []
     for lineno, row in iter_jsonl(path, "preference file"):
@@ -53,6 +78,7 @@ def _rows_from_file(path: Path) -> list[dict]:
             missing = [k for k in FIELDS if not isinstance(row.get(k), str)]
             raise GoodhartError(f"{path}:{lineno}: preference row lacks string field(s) {', '.join(missing)} "
                                 "(or conversational chosen/rejected message lists)")
+        check_preference(norm, f"{path}:{lineno}")
         rows.append(norm)
     return rows
 
@@ -83,6 +109,8 @@ def read_preferences(source: str, split: str = "train") -> tuple[Comparisons, np
         if bad:
             raise GoodhartError(f"preference dataset {source!r}: rows {bad[:5]} are neither prompt/chosen/rejected "
                                 "strings nor conversational message lists")
+        for i, r in enumerate(rows):
+            check_preference(r, f"preference dataset {source!r} row {i}")
     if len(rows) < 4:
         raise GoodhartError(f"{source} has {len(rows)} usable preference rows; at least 4 are needed")
     data = Comparisons([r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows])

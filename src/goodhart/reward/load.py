@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from goodhart.errors import GoodhartError
@@ -33,9 +34,21 @@ def load_checkpoint(path: str | Path, trust_remote_code: bool = False):
         model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True,
                                                                    trust_remote_code=trust_remote_code)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as e:
-        raise GoodhartError(f"could not load a reward model from {path}: {str(e).strip().splitlines()[0]}") from None
+    except (OSError, ValueError, KeyError, SafetensorError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GoodhartError(f"could not load a reward model from {path}: {first[:200]}") from None
+    if getattr(model.config, "goodhart_format", None) is None and trained_by_trl(path):
+        # trl's RewardTrainer: prompt + completion + eos as one sequence (through the chat template when
+        # it trained on conversations, which is what a tokenizer with a template implies)
+        model.config.goodhart_format = "chat" if getattr(tok, "chat_template", None) else "concat"
     return model.eval(), tok
+
+
+def trained_by_trl(path: Path) -> bool:
+    """A checkpoint written by trl's RewardTrainer: its training_args.bin, or a model card tagged by trl."""
+    card = path / "README.md"
+    return (path / "training_args.bin").is_file() or (
+        card.is_file() and "reward-trainer" in card.read_text(encoding="utf-8", errors="replace"))
 
 
 @dataclass
@@ -46,20 +59,26 @@ class RewardModel:
     method: str = "mean"
     lam: float = 1.0
     name: str = "rm"
-    chat_template: str = "off"  # on: render with each member's chat template; auto: where it has one
+    proxy_format: str = "auto"  # pair | concat | chat for every member, or auto: each member as it was trained
     normalise: bool = False  # apply each member's stored goodhart_normalisation (shift, scale) if it has one
 
-    def _chat(self, tokenizer) -> bool:
-        has = getattr(tokenizer, "chat_template", None) is not None
-        if self.chat_template == "on" and not has:
-            raise GoodhartError(f"reward model {self.name}: chat_template=on but its tokenizer has no chat template")
-        return self.chat_template == "on" or (self.chat_template == "auto" and has)
+    def member_format(self, model, tokenizer) -> str:
+        """How this member reads (prompt, completion) (scoring.encode_pairs). auto: the convention its
+        checkpoint records (goodhart_format; trl checkpoints: concat), else its chat template if it has one,
+        else a text pair."""
+        has_template = getattr(tokenizer, "chat_template", None) is not None
+        fmt = self.proxy_format
+        if fmt == "auto":
+            fmt = getattr(model.config, "goodhart_format", None) or ("chat" if has_template else "pair")
+        if fmt == "chat" and not has_template:
+            raise GoodhartError(f"reward model {self.name}: proxy_format chat but its tokenizer has no chat template")
+        return fmt
 
     def member_scores(self, prompts: list[str], completions: list[str], max_length: int = 256) -> np.ndarray:
         """(M, B) scores of every member."""
         out = []
         for m, t in self.members:
-            s = score_pairs(m, t, prompts, completions, max_length=max_length, chat=self._chat(t))
+            s = score_pairs(m, t, prompts, completions, max_length=max_length, fmt=self.member_format(m, t))
             norm = getattr(m.config, "goodhart_normalisation", None) if self.normalise else None
             out.append((s - norm["shift"]) / norm["scale"] if norm else s)
         return np.stack(out)

@@ -7,7 +7,7 @@ import torch
 
 from goodhart import dist
 from goodhart.config import RMTraining
-from goodhart.device import resolve_device, seed_everything
+from goodhart.device import load_state, resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.progress import console
 from goodhart.reward.data import read_preferences, split_file_preferences, world_preferences
@@ -15,7 +15,16 @@ from goodhart.reward.load import checkpoint_dir, load_checkpoint, load_reward_mo
 from goodhart.reward.normalise import normalisation
 from goodhart.reward.train import Comparisons, evaluate_comparisons, pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
-from goodhart.runs import METRICS, RESULTS, RunDir, read_jsonl, save_checkpoint, write_jsonl
+from goodhart.runs import (
+    METRICS,
+    RESULTS,
+    RunDir,
+    read_jsonl,
+    require_run,
+    resume_run,
+    save_checkpoint,
+    write_jsonl,
+)
 from goodhart.sampling.pool import policy_pool
 from goodhart.scoring import score_pairs
 
@@ -102,12 +111,10 @@ def _open_rm_run(cfg, out: Path, overwrite: bool, resume: bool) -> tuple[RunDir,
         return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite), 0
     if run.file(RESULTS).is_file():
         raise GoodhartError(f"{out} holds a finished RM run; nothing to resume")
-    if not run.file(RM_STATE).is_file():  # killed before its first checkpoint: start again
-        return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=True), 0
-    run = RunDir.reopen(out, cfg.model_dump(mode="json"), model=type(cfg))
-    import torch
-
-    step = int(torch.load(run.file(RM_STATE), map_location="cpu", weights_only=True)["step"])
+    run = resume_run(out, cfg.model_dump(mode="json"), RM_STATE, model=type(cfg))
+    if not run.file(RM_STATE).is_file():  # restarted: killed before its first checkpoint
+        return run, 0
+    step = int(load_state(run.file(RM_STATE))["step"])
     keep = [r for r in read_jsonl(run.file(METRICS)) if r.get("step", 0) <= step] if run.file(METRICS).is_file() else []
     if run.writer:
         write_jsonl(run.file(METRICS), keep)  # rows after the checkpoint are redone
@@ -121,6 +128,8 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
     A training state is saved every cfg.checkpoint_every steps; `resume` continues a killed run from it."""
     from goodhart.worlds import proxy_factory
 
+    if resume:
+        require_run(out)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     train, val, flipped = preference_split(cfg)
@@ -157,6 +166,7 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
         run.file(RM_STATE).unlink(missing_ok=True)
     console.print(f"RM → {run.path / 'model'}: validation accuracy {stats['rm/val_accuracy']:.3f} "
                   f"({stats['rm/train_pairs']} training pairs, {stats['time/rm_train_s']:.0f} s)")
+    run.close()
     return run.path
 
 
@@ -165,6 +175,8 @@ def build_warm(members: list[str | Path], out: str | Path, weights: list[float] 
     if len(members) < 2:
         raise GoodhartError("WARM needs at least 2 member checkpoints")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GoodhartError(f"--out {out} exists and is not a directory")
     if (out / "config.json").exists():
         raise GoodhartError(f"{out} already holds a checkpoint; choose another --out")
     loaded = [load_checkpoint(m) for m in members]

@@ -17,7 +17,7 @@ import torch
 
 from goodhart import dist
 from goodhart.config import RMTraining
-from goodhart.device import autocast
+from goodhart.device import autocast, load_state
 from goodhart.progress import console, progress_bar
 from goodhart.reward.bt import bt_loss, centering_loss
 from goodhart.runs import atomic_write_bytes
@@ -133,8 +133,7 @@ def train_reward_model(model, tokenizer, train: Comparisons, cfg: RMTraining, *,
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     start = time.perf_counter()
-    state = torch.load(state_file, map_location="cpu", weights_only=True) \
-        if state_file is not None and Path(state_file).is_file() else None
+    state = load_state(state_file) if state_file is not None and Path(state_file).is_file() else None
     if state is not None:
         model.load_state_dict(state["model"])
     device = next(model.parameters()).device
@@ -166,6 +165,7 @@ def train_reward_model(model, tokenizer, train: Comparisons, cfg: RMTraining, *,
                         and step < total and dist.is_main() and not sharded):
                     _save_state(state_file, model, opt, sched, step, losses)
     model.eval()
+    model.config.goodhart_format = "pair"  # trained on (prompt, completion) text pairs: score it the same way
     seconds = time.perf_counter() - start
     k = max(1, steps_per_epoch // 2)
     return {

@@ -105,12 +105,18 @@ class GoldCache:
 _TABLES: dict[Path, dict[str, float]] = {}
 
 
+MAX_PROMPT_CHARS = 20_000  # ~5k tokens: beyond any policy context this tool samples from
+
+
 def read_prompt_file(path: str | Path, field: str = "prompt") -> list[str]:
     """Prompts from a JSONL file (one object per line with `field`); blank prompts are skipped."""
     prompts = []
     for lineno, row in iter_jsonl(path, "prompts file"):
         if field not in row:
             raise GoodhartError(f"{path}:{lineno}: expected an object with a '{field}' field")
+        if isinstance(row[field], str) and len(row[field]) > MAX_PROMPT_CHARS:
+            raise GoodhartError(f"{path}:{lineno}: prompt of {len(row[field]):,} characters; the limit is "
+                                f"{MAX_PROMPT_CHARS:,} (the policy sees a bounded context)")
         if isinstance(row[field], str) and row[field].strip():
             prompts.append(row[field])
     if not prompts:

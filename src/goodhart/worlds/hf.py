@@ -8,6 +8,7 @@ import importlib
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from goodhart.errors import GoodhartError
@@ -18,9 +19,9 @@ def _load(what: str, path: str, loader, **kwargs):
     """from_pretrained with a one-line error saying which checkpoint could not be read."""
     try:
         return loader.from_pretrained(path, use_safetensors=True, **kwargs)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, SafetensorError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GoodhartError(f"could not load the {what} from {path!r}: {first}") from None
+        raise GoodhartError(f"could not load the {what} from {path!r}: {first[:200]}") from None
 
 
 def _load_prompts(cfg) -> list[str]:
@@ -61,7 +62,11 @@ def _gold_identity(spec: str, is_callable: bool) -> str:
 
     h = hashlib.sha256(spec.encode())
     if is_callable:
-        source = inspect.getsourcefile(_callable_gold(spec))
+        try:
+            source = inspect.getsourcefile(_callable_gold(spec))
+        except TypeError:  # builtins and C functions have no source to fingerprint
+            raise GoodhartError(f"gold callable {spec!r} is a builtin; wrap it in a Python function (its "
+                                "source fingerprints the gold score cache)") from None
         h.update(Path(source).read_bytes() if source else b"")
     else:
         for f in sorted(Path(spec).glob("*")) if Path(spec).is_dir() else []:

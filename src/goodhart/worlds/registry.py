@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from goodhart.errors import GoodhartError
 from goodhart.worlds.base import World
 
 
@@ -27,7 +28,17 @@ def proxy_factory(world: str, hf_cfg, backbone: str | None = None) -> Callable[[
 
 
 def load_world(cfg) -> World:
-    """Build the world named by cfg.world (a RunConfig)."""
+    """Build the world named by cfg.world (a RunConfig); refuses sampling lengths the policy cannot hold."""
+    world = _build_world(cfg)
+    positions = getattr(getattr(world.policy, "config", None), "max_position_embeddings", None)
+    sampling = getattr(cfg, "sampling", None)
+    if positions and sampling is not None and sampling.max_new_tokens >= positions:
+        raise GoodhartError(f"sampling.max_new_tokens = {sampling.max_new_tokens} but the policy holds "
+                            f"{positions} positions (prompt included); lower it")
+    return world
+
+
+def _build_world(cfg) -> World:
     if cfg.world == "smoke":
         from goodhart.worlds.smoke import smoke_world
 
