@@ -30,7 +30,8 @@ def test_centering_pulls_scores_to_zero_and_constants_are_stored(tmp_path):
         z = rm.score(prompts, texts)
         assert abs(z.mean()) < 1e-4 and abs(z.std() - 1) < 1e-3
         means[name] = abs(raw.mean())
-    assert means["centred"] < means["plain"] or means["centred"] < 0.05
+    # seeded runs: plain |mean| ≈ 0.15, centred ≈ 1e-4; without centring the two would be equal
+    assert means["centred"] < 0.1 * means["plain"]
     metrics = read_jsonl(tmp_path / "centred" / "metrics.jsonl")
     assert any("loss/center" in m for m in metrics)
 

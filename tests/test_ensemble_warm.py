@@ -81,7 +81,10 @@ def test_warm_of_transformers_is_close_to_but_not_ens():
     texts, prompts = ["good fun film", "awful dull plot", "the cast"], ["a", "b", "c"]
     warm = score_pairs(weight_average(models), tok, prompts, texts)
     ens = aggregate(np.stack([score_pairs(m, tok, prompts, texts) for m in models]), "mean")
-    assert np.all(np.isfinite(warm)) and warm.shape == ens.shape
+    spread = np.stack([score_pairs(m, tok, prompts, texts) for m in models]).std(axis=0)
+    gap = np.abs(warm - ens)
+    assert np.all(gap < 0.2 * spread)  # close: within a fifth of the members' disagreement (shared init)
+    assert gap.max() > 1e-4  # but not the ensemble: a nonlinear network's weight average is not its output mean
 
 
 def test_weight_average_refuses_different_architectures():

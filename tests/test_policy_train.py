@@ -84,3 +84,28 @@ def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
     mtime = (out / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns
     run_pareto(cfg, tmp_path / "p")
     assert (out / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_resume_before_the_first_checkpoint_restarts_cleanly(rm, tmp_path):
+    """Killed before its first checkpoint (config.yaml, a few rows, no checkpoint.pt): --resume starts again
+    and ends equal to a straight run, each evaluation row once; a changed config is still refused."""
+    from goodhart.config import load_policy_train_config
+    from goodhart.errors import GoodhartError
+    from goodhart.runs import RunDir
+
+    straight, _ = _train(rm, tmp_path / "straight", "method=rloo")
+    out = tmp_path / "killed"
+    cfg = load_policy_train_config(world="smoke", overrides=[f"reward_model={rm}", "method=rloo"])
+    run = RunDir.create(out, cfg.model_dump(mode="json"))
+    run.append_results([{"study": "policy", "step": 0, "kl": 0.0, "gold": 9.9}])  # what a kill left behind
+    run.close()
+    resumed, _ = _train(rm, out, "method=rloo", resume=True)
+    assert [r["step"] for r in resumed] == [r["step"] for r in straight]
+    assert [r["gold"] for r in resumed] == pytest.approx([r["gold"] for r in straight], abs=1e-6)
+    with pytest.raises(GoodhartError, match="config differs"):
+        train_policy_cfg = load_policy_train_config(world="smoke", overrides=[f"reward_model={rm}", "method=rloo",
+                                                                               "lr=0.1"])
+        from goodhart.policy.train import train_policy
+
+        (out / "checkpoint.pt").unlink(missing_ok=True)
+        train_policy(train_policy_cfg, out, resume=True)
