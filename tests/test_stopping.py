@@ -36,3 +36,23 @@ def test_stopping_table_on_smoke(tmp_path):
     kls = [r["kl"] for r in sorted(soft, key=lambda r: r["lam"])]
     assert all(a >= b - 1e-9 for a, b in zip(kls, kls[1:], strict=False))  # KL falls as λ grows
     assert (out / "plots" / "soft_vs_hard.png").is_file()
+
+
+@pytest.mark.parametrize("command", ["stopping", "study", "rm suite"])
+def test_rm_training_settings_reach_every_command(tmp_path, command):
+    """rm.center_coef (and precision, passed the same way: RMTraining.of) are honoured by stopping, study
+    and rm suite, not only by run and rm train: the centring term shows up in their training metrics."""
+    from goodhart.config import load_rm_suite_config, load_stopping_config, load_study_config
+    from goodhart.commands.rm_suite import run_rm_suite
+    from goodhart.commands.stopping import run_stopping
+    from goodhart.commands.study import run_study
+    from goodhart.runs import read_jsonl
+
+    small = ["data.eval_prompts=4", "data.eval_samples_per_prompt=8", "rm.center_coef=0.5", "rm.epochs=1"]
+    load, run = {"stopping": (load_stopping_config, run_stopping), "study": (load_study_config, run_study),
+                 "rm suite": (load_rm_suite_config, run_rm_suite)}[command]
+    extra = {"study": ["grid.data_sizes=[48]", "grid.rm_sizes={xs: {layers: 1, hidden: 32}}", "bon.bootstrap=0"],
+             "rm suite": ["members=2", "warm_sizes=[2]", "member_epochs=1"], "stopping": ["members=2"]}[command]
+    run(load(world="smoke", overrides=small + extra), tmp_path / "out")
+    metrics = read_jsonl(tmp_path / "out" / "metrics.jsonl")
+    assert any("loss/center" in m for m in metrics)
