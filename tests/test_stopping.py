@@ -42,10 +42,10 @@ def test_stopping_table_on_smoke(tmp_path):
 def test_rm_training_settings_reach_every_command(tmp_path, command):
     """rm.center_coef (and precision, passed the same way: RMTraining.of) are honoured by stopping, study
     and rm suite, not only by run and rm train: the centring term shows up in their training metrics."""
-    from goodhart.config import load_rm_suite_config, load_stopping_config, load_study_config
     from goodhart.commands.rm_suite import run_rm_suite
     from goodhart.commands.stopping import run_stopping
     from goodhart.commands.study import run_study
+    from goodhart.config import load_rm_suite_config, load_stopping_config, load_study_config
     from goodhart.runs import read_jsonl
 
     small = ["data.eval_prompts=4", "data.eval_samples_per_prompt=8", "rm.center_coef=0.5", "rm.epochs=1"]
