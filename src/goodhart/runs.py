@@ -52,7 +52,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def _clean(value):
-    """JSON-safe value: numpy scalars to Python, non-finite floats to None."""
+    """JSON-safe value: numpy scalars to Python, non-finite floats to None (inside lists too: strict JSON)."""
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -9,6 +9,7 @@ import numpy as np
 
 from goodhart.bon.estimator import bon_bootstrap, bon_estimate, default_ns, kl_bound
 from goodhart.bon.fits import fit_bon
+from goodhart.bon.prompt_stats import heldout_check, paired_fall
 
 POINT_KEYS = ("n", "kl", "d", "gold", "gold_lo", "gold_hi", "proxy", "proxy_lo", "proxy_hi")
 
@@ -27,12 +28,15 @@ def bon_curve(select, gold, proxy, ns, n_boot: int = 0, seed: int = 0, extra: di
     disagreement). select, gold, proxy: (B, N).
 
     Returns {"points": one dict per n (POINT_KEYS, then the extra names), "summary": the gold peak
-    (n, value, band, KL), gold and proxy at the largest n, and the fit R_bon(d) = d(α − βd) as
-    `fit_*` fields when there are ≥ 3 points with ≥ 2 distinct d > 0}.
+    (n, value, band, KL), gold and proxy at the largest n, and — when there are ≥ 3 points with ≥ 2
+    distinct d > 0 — the fit R_bon(d) = d(α − βd) as `fit_*` fields (prompt-bootstrap intervals from
+    the per-prompt curves when B ≥ 2, SPEC §11); with B ≥ 4 prompts and n_boot > 0 also the paired
+    fall after the peak (`fall`, `fall_lo`, `fall_hi`) and the held-out check of a fit on n ≤ N/8}.
     """
     ns = np.asarray(ns, dtype=np.int64)
     kl = kl_bound(ns)
-    g = bon_estimate(select, gold, ns).mean(axis=0)
+    per_prompt = bon_estimate(select, gold, ns)
+    g = per_prompt.mean(axis=0)
     p = bon_estimate(select, proxy, ns).mean(axis=0)
     g_lo, g_hi = bon_bootstrap(select, gold, ns, n_boot, seed) if n_boot else (g, g)
     p_lo, p_hi = bon_bootstrap(select, proxy, ns, n_boot, seed) if n_boot else (p, p)
@@ -46,7 +50,12 @@ def bon_curve(select, gold, proxy, ns, n_boot: int = 0, seed: int = 0, extra: di
                "proxy_at_max_n": float(p[-1])}
     d = np.sqrt(kl)
     if len(d) >= 3 and np.unique(d[d > 0]).size >= 2:
-        summary |= fit_summary(fit_bon(d, g))
+        summary |= fit_summary(fit_bon(d, per_prompt if len(per_prompt) >= 2 else g, seed=seed))
+    if n_boot and len(per_prompt) >= 4:
+        summary |= paired_fall(per_prompt, n_boot, seed)
+        small = ns <= ns[-1] / 8
+        if np.unique(d[small & (d > 0)]).size >= 2 and (~small).any():
+            summary |= heldout_check("bon", d, per_prompt, small, seed=seed)
     return {"points": points, "summary": summary}
 
 

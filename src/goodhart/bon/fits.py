@@ -15,6 +15,14 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from goodhart.bon.prompt_stats import (
+    FIT_BOOT,
+    bootstrap_coefs,
+    check_curves,
+    design,
+    percentile_ci,
+    z_quantile,
+)
 from goodhart.errors import GoodhartError
 
 Form = Literal["bon", "rl"]
@@ -35,7 +43,8 @@ class GaoFit:
     peak_reward: float | None
     peak_d_ci: tuple[float, float] | None
     cov: tuple[tuple[float, float], tuple[float, float]]
-    t: float  # the t quantile behind the intervals
+    t: float  # the quantile behind predict_interval (t for OLS, normal for the bootstrap)
+    interval: str = "ols"  # "prompt bootstrap (B=…)" for per-prompt curves; "ols": no interval to trust
 
     def predict(self, d) -> np.ndarray:
         """R(d) under this fit; d ≥ 0 (R(0) = 0)."""
@@ -43,7 +52,7 @@ class GaoFit:
 
     def predict_interval(self, d) -> tuple[np.ndarray, np.ndarray]:
         """Confidence interval of the fitted mean R(d) (same level as the fit): x·θ ± t·sqrt(x Σ xᵀ)."""
-        X = _design(self.form, np.asarray(d, dtype=np.float64))
+        X = design(self.form, np.asarray(d, dtype=np.float64))
         half = self.t * np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", X, np.array(self.cov), X), 0.0))
         mid = X @ np.array([self.alpha, self.beta])
         return mid - half, mid + half
@@ -59,18 +68,9 @@ class GaoFit:
         return row
 
 
-def _design(form: Form, d: np.ndarray) -> np.ndarray:
-    """Columns multiplying (α, β): BoN [d, −d²]; RL [d, −d·log d] with 0·log 0 = 0."""
-    if form == "bon":
-        return np.stack([d, -d * d], axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dlogd = np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
-    return np.stack([d, -dlogd], axis=-1)
-
-
 def gao_predict(form: Form, d, alpha: float, beta: float) -> np.ndarray:
     """R(d) = d(α − βd) (bon) or d(α − β log d) (rl) at d ≥ 0, R(0) = 0 (SPEC §10). d: any shape."""
-    return _design(form, np.asarray(d, dtype=np.float64)) @ np.array([alpha, beta])
+    return design(form, np.asarray(d, dtype=np.float64)) @ np.array([alpha, beta])
 
 
 def _peak(form: Form, a: float, b: float) -> tuple[float, float, np.ndarray] | None:
@@ -84,11 +84,17 @@ def _peak(form: Form, a: float, b: float) -> tuple[float, float, np.ndarray] | N
     return d, b * d, np.array([d / b, -d * a / (b * b)])
 
 
-def fit_gao(form: Form, d, gold, level: float = 0.95) -> GaoFit:
+def fit_gao(form: Form, d, gold, level: float = 0.95, n_boot: int = FIT_BOOT, seed: int = 0) -> GaoFit:
     """Least-squares fit of SPEC §10's form (no intercept: gold is normalised to 0 at d = 0).
 
-    d, gold: (P,) finite arrays, d ≥ 0, at least 3 points of which 2 with d > 0.
+    d: (L,) finite, ≥ 0, at least 3 points of which 2 with d > 0. gold: per-prompt curves (P, L), P ≥ 2
+    — α, β are those of the mean curve and their intervals (and the peak's) come from `n_boot` seeded
+    resamples of the prompts (SPEC §11) — or one curve (L,): OLS t intervals from its residuals, which
+    treat the points of one correlated curve as independent: no interval you can trust (they covered
+    the truth 15–28% of the time on per-prompt synthetic curves).
     """
+    if np.ndim(gold) == 2:
+        return _fit_prompts(form, np.asarray(d, dtype=np.float64).ravel(), gold, level, n_boot, seed)
     d, g = np.asarray(d, dtype=np.float64).ravel(), np.asarray(gold, dtype=np.float64).ravel()
     if d.shape != g.shape:
         raise GoodhartError(f"fit needs d and gold of the same length, got {d.size} and {g.size}")
@@ -99,7 +105,7 @@ def fit_gao(form: Form, d, gold, level: float = 0.95) -> GaoFit:
                             f"d and {int((~np.isfinite(g)).sum())} non-finite gold values")
     if (d < 0).any():
         raise GoodhartError("d = sqrt(KL) must be >= 0")
-    X = _design(form, d)
+    X = design(form, d)
     if np.linalg.matrix_rank(X) < 2:
         raise GoodhartError(f"a {form} fit needs at least 2 distinct d > 0")
     coef, *_ = np.linalg.lstsq(X, g, rcond=None)
@@ -122,14 +128,32 @@ def fit_gao(form: Form, d, gold, level: float = 0.95) -> GaoFit:
                   peak_d, peak_reward, peak_ci, tuple(map(tuple, cov.tolist())), t)
 
 
-def fit_bon(d, gold, level: float = 0.95) -> GaoFit:
-    """R_bon(d) = d(α − βd) by least squares (SPEC §10; Gao et al. 2023 eq. 1)."""
-    return fit_gao("bon", d, gold, level)
+def _fit_prompts(form: Form, d: np.ndarray, curves, level: float, n_boot: int, seed: int) -> GaoFit:
+    """fit_gao on per-prompt curves (P, L): the mean curve's fit, prompt-bootstrap percentile intervals."""
+    g = check_curves(d, curves)
+    mean_fit = fit_gao(form, d, g.mean(axis=0), level)  # point estimates, R², checks of d
+    if n_boot < 100:
+        raise GoodhartError(f"a prompt-bootstrap fit needs n_boot >= 100, got {n_boot}")
+    _, thetas = bootstrap_coefs(design(form, d), g, n_boot, seed, level)
+    peaks = np.array([p[0] if (p := _peak(form, a, b)) is not None else np.inf for a, b in thetas])
+    peak_ci = None
+    if mean_fit.peak_d is not None:
+        lo, hi = percentile_ci(np.minimum(peaks, 1e300), level)  # resamples without a peak count as d* = ∞
+        peak_ci = (lo, hi if hi < 1e299 else float("inf"))
+    return GaoFit(form, mean_fit.alpha, mean_fit.beta, percentile_ci(thetas[:, 0], level),
+                  percentile_ci(thetas[:, 1], level), mean_fit.r2, mean_fit.points, mean_fit.peak_d,
+                  mean_fit.peak_reward, peak_ci, tuple(map(tuple, np.cov(thetas.T).tolist())), z_quantile(level),
+                  f"prompt bootstrap (P={g.shape[0]}, B={n_boot})")
 
 
-def fit_rl(d, gold, level: float = 0.95) -> GaoFit:
-    """R_rl(d) = d(α − β log d) by least squares (SPEC §10; Gao et al. 2023 eq. 2)."""
-    return fit_gao("rl", d, gold, level)
+def fit_bon(d, gold, level: float = 0.95, n_boot: int = FIT_BOOT, seed: int = 0) -> GaoFit:
+    """R_bon(d) = d(α − βd) by least squares (SPEC §10; Gao et al. 2023 eq. 1). See fit_gao for gold."""
+    return fit_gao("bon", d, gold, level, n_boot, seed)
+
+
+def fit_rl(d, gold, level: float = 0.95, n_boot: int = FIT_BOOT, seed: int = 0) -> GaoFit:
+    """R_rl(d) = d(α − β log d) by least squares (SPEC §10; Gao et al. 2023 eq. 2). See fit_gao for gold."""
+    return fit_gao("rl", d, gold, level, n_boot, seed)
 
 
 @dataclass(frozen=True)

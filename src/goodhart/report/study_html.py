@@ -30,7 +30,11 @@ def _num(v, fmt: str = ".3f") -> str:
 
 
 def _ci(v, ci, fmt: str = ".3f") -> str:
-    return "–" if v is None else f"{v:{fmt}} [{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else f"{v:{fmt}}"
+    """v [lo, hi]; a bound stored as null (an unbounded interval: inf is not JSON) prints as ∞."""
+    def bound(x):
+        return "∞" if x is None or x == float("inf") else format(x, fmt)
+
+    return "–" if v is None else f"{v:{fmt}} [{bound(ci[0])}, {bound(ci[1])}]" if ci else f"{v:{fmt}}"
 
 
 def fits_table(rows: list[dict]) -> str:
