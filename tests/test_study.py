@@ -111,6 +111,13 @@ def test_policy_cells_sweep_the_kl_penalty(tmp_path):
     assert (out / "cells" / "full-n192-rho0-s0" / "rm" / "model.safetensors").is_file()
     html = build_report(out).read_text()
     assert "study_methods" in html and "a better frontier, or an earlier stop" in html
+    from goodhart.commands.claims import claims_table
+
+    rl = {r["claim"]: r for r in claims_table(read_jsonl(out / "results.jsonl")) if r["claim"].startswith(("RL", "≈"))}
+    assert set(rl) == {"RL spends more KL than BoN for the same gold", "≈ a KL penalty acts like early stopping"}
+    assert all(r["verdict"] in {"reproduced", "contradicted", "inconclusive", "not measured"} for r in rl.values())
+    assert "KL(RL) − KL(BoN)" in rl["RL spends more KL than BoN for the same gold"]["measured"] or \
+        rl["RL spends more KL than BoN for the same gold"]["verdict"] == "inconclusive"
 
 
 def test_bad_study_input_is_one_line(tmp_path):
@@ -145,3 +152,44 @@ def test_family_cuts_leading_blocks_and_round_trips(tmp_path):
     small.eval()
     loaded.eval()
     assert torch.allclose(loaded(input_ids=x).logits, small(input_ids=x).logits)
+
+
+@pytest.fixture(scope="module")
+def seeded_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeded") / "s"
+    cfg = load_study_config(world="smoke", overrides=GRID + ["grid.seeds=[0,1]", "grid.rm_sizes={xs: {layers: 1, "
+                                                             "hidden: 32}, full: {}}"])
+    run_study(cfg, out)
+    return out
+
+
+def test_claims_on_a_two_seed_study_give_every_row_a_verdict(seeded_study):
+    res = goodhart("claims", str(seeded_study))
+    assert res.returncode == 0, res.stderr
+    table = (seeded_study / "claims.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "verdict" not in line]
+    verdicts = {"reproduced", "contradicted", "inconclusive", "not measured"}
+    assert len(rows) >= 12 and all(any(f"**{v}**" in line for v in verdicts) for line in rows)
+    assert "Rule: reproduced: the 95% interval excludes 0" in table
+    seeds = next(line for line in rows if "replicate across seeds" in line)
+    assert "not measured" not in seeds and "0, 1" in seeds
+    assert "proxy rises while gold peaks and falls (xs, 48 comparisons)" in table
+
+
+def test_claims_without_seeds_say_which_rows_need_them(study):
+    from goodhart.commands.claims import claims_table
+
+    rows = {r["claim"]: r for r in claims_table(read_jsonl(study / "results.jsonl"))}
+    seeds = rows["the fall and the fit replicate across seeds"]
+    assert seeds["verdict"] == "not measured" and seeds["measured"] == "needs ≥ 2 seeds (grid.seeds); the study has 1"
+
+
+def test_claim_rules_by_hand():
+    from goodhart.commands.claims import equivalence, pooled, verdict
+
+    assert verdict(0.1, 0.5) == "reproduced" and verdict(-0.5, -0.1) == "contradicted"
+    assert verdict(-0.1, 0.5) == "inconclusive" and verdict(-0.5, -0.1, direction=-1) == "reproduced"
+    assert equivalence(-0.05, 0.08) == "reproduced" and equivalence(0.02, 0.3) == "contradicted"
+    assert equivalence(-0.2, 0.05) == "inconclusive"
+    mean, lo, hi = pooled([1.0, 3.0], [0.9, 2.9], [1.1, 3.1])  # two seeds far apart: the seed spread dominates
+    assert mean == 2.0 and lo < 1.2 and hi > 2.8

@@ -117,6 +117,22 @@ def study(
 
 
 @app.command()
+def claims(study_dir: Annotated[Path, typer.Argument(help="a `goodhart study` directory")]):
+    """One row per claim of the papers the study measured: value, 95% interval, verdict by one stated
+    rule; printed and written to STUDY_DIR/claims.md.
+
+    Example: goodhart claims runs/study
+    """
+    from goodhart.commands.claims import RULE, run_claims
+
+    table, path = run_claims(study_dir)
+    typer.echo(f"rule: {RULE}")
+    for r in table:
+        typer.echo(f"{r['verdict']:<13} {r['claim']}: {r['measured']}")
+    typer.echo(str(path))
+
+
+@app.command()
 def recommend(
     run_dir: Annotated[Path, typer.Argument(help="a `goodhart run` directory")],
     tolerance: Annotated[float, typer.Option(help="gold units the hedged n may lose against the predicted peak")] = 0.1,

@@ -1,0 +1,269 @@
+"""`goodhart claims STUDY_DIR`: one row per claim of the papers that the study measured — the measured
+value with its 95% interval and a verdict given by one stated rule, never by prose (SPEC §11).
+
+Intervals pool the study's seeds: each bootstrap draw resamples the seeds with replacement and, within
+each drawn seed, draws its estimate from a normal matched to that seed's own prompt-bootstrap interval;
+so the pooled interval carries seed-to-seed as well as prompt-to-prompt variation.
+"""
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from goodhart.errors import GoodhartError
+from goodhart.runs import RESULTS, RunDir, atomic_write_text
+
+RULE = ("reproduced: the 95% interval excludes 0 in the claimed direction; contradicted: it excludes 0 in "
+        "the other direction; inconclusive: it holds 0; not measured: the study has no rows for it (why is "
+        "given). Equivalence claims (marked ≈) are reproduced when the interval lies within ±0.1 gold.")
+Z95 = 1.959964
+DRAWS = 4000
+
+
+def verdict(lo: float, hi: float, direction: int = 1) -> str:
+    """The rule for a claim that the quantity is > 0 (direction 1) or < 0 (direction −1)."""
+    lo, hi = (lo, hi) if direction > 0 else (-hi, -lo)
+    return "reproduced" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
+
+
+def equivalence(lo: float, hi: float, margin: float = 0.1) -> str:
+    """≈ 0 claims: reproduced inside ±margin; contradicted when the interval excludes 0; else inconclusive."""
+    return "reproduced" if -margin < lo and hi < margin else "contradicted" if lo > 0 or hi < 0 else "inconclusive"
+
+
+def _sd(lo, hi) -> float:
+    return max((hi - lo) / (2 * Z95), 0.0) if lo is not None and hi is not None and np.isfinite([lo, hi]).all() else 0.0
+
+
+def pooled(values, lows, highs, seed: int = 0) -> tuple[float, float, float]:
+    """(mean over seeds, 95% lo, hi): seeds resampled with replacement, each drawn from its own interval."""
+    v, sd = np.asarray(values, float), np.array([_sd(lo, hi) for lo, hi in zip(lows, highs, strict=True)])
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(v), size=(DRAWS, len(v)))
+    draws = (v[pick] + sd[pick] * rng.standard_normal(pick.shape)).mean(axis=1)
+    return float(v.mean()), float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
+def slope(xs, values, lows, highs, seed: int = 0) -> tuple[float, float, float]:
+    """Slope of value on log10(x) over the cells, with an interval from drawing every cell from its own
+    (seed-pooled) interval and refitting."""
+    x = np.log10(np.asarray(xs, float))
+    v, sd = np.asarray(values, float), np.array([_sd(lo, hi) for lo, hi in zip(lows, highs, strict=True)])
+    draws = np.random.default_rng(seed).standard_normal((DRAWS, len(v))) * sd + v
+    fit = np.polyfit(x, draws.T, 1)[0]
+    return float(np.polyfit(x, v, 1)[0]), float(np.percentile(fit, 2.5)), float(np.percentile(fit, 97.5))
+
+
+def _cells(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """Best-of-n cells of single RMs at the lowest label noise, grouped by (rm_size, data_size) over seeds."""
+    cells = [r for r in rows if r.get("study") == "study_cell" and r.get("method", "bon") == "bon"
+             and r.get("rm_size") is not None and r.get("aggregation") == "single"]
+    noise = min((r["label_noise"] for r in cells), default=0)
+    groups = defaultdict(list)
+    for r in cells:
+        if r["label_noise"] == noise:
+            groups[(r["rm_size"], r["data_size"])].append(r)
+    return groups
+
+
+def _pool_key(group: list[dict], key: str, lo: str, hi: str) -> tuple[float, float, float] | None:
+    got = [r for r in group if r.get(key) is not None and r.get(lo) is not None and r.get(hi) is not None]
+    return pooled([r[key] for r in got], [r[lo] for r in got], [r[hi] for r in got]) if got else None
+
+
+def _fit_key(group, name):
+    got = [r for r in group if r.get(f"fit_{name}") is not None and r.get(f"fit_{name}_ci")]
+    return pooled([r[f"fit_{name}"] for r in got], [r[f"fit_{name}_ci"][0] for r in got],
+                  [r[f"fit_{name}_ci"][1] for r in got]) if got else None
+
+
+def _row(claim: str, value: str, verdict_: str, seeds: str = "") -> dict:
+    return {"claim": claim, "measured": value, "verdict": verdict_, "seeds": seeds}
+
+
+def _fmt(est) -> str:
+    return f"{est[0]:+.3f} [{est[1]:+.3f}, {est[2]:+.3f}]"
+
+
+def fall_rows(groups) -> list[dict]:
+    out = []
+    for (size, data), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        fall = _pool_key(group, "fall", "fall_lo", "fall_hi")
+        seeds = ", ".join(str(r["seed"]) for r in group)
+        claim = f"proxy rises while gold peaks and falls ({size}, {data} comparisons)"
+        if fall is None:
+            out.append(_row(claim, "no paired fall (needs ≥ 4 eval prompts and bon.bootstrap > 0)", "not measured"))
+            continue
+        rise = float(np.mean([r["proxy_at_max_n"] for r in group]))
+        out.append(_row(claim, f"gold(peak) − gold(max n) {_fmt(fall)}; proxy at max n {rise:+.2f}",
+                        verdict(fall[1], fall[2]) if rise > 0 else "contradicted", seeds))
+    return out
+
+
+def trend_rows(groups, params: dict) -> list[dict]:
+    """α up, β down and peak gold up with RM size (at the largest data size); α and peak gold up with data."""
+    out = []
+    datas, sizes = sorted({d for _, d in groups}), sorted({s for s, _ in groups}, key=params.get)
+    top = datas[-1] if datas else None
+    specs = [("α rises with RM size", "alpha", 1), ("β falls with RM size", "beta", -1),
+             ("peak gold rises with RM size", "peak_gold", 1)]
+    for claim, name, direction in specs:
+        cells = [(params[s], groups[(s, top)]) for s in sizes if (s, top) in groups]
+        out.append(_trend(claim + f" ({top} comparisons)", cells, name, direction, "RM sizes"))
+    big = sizes[-1] if sizes else None
+    for claim, name in (("more data raises α", "alpha"), ("more data raises peak gold", "peak_gold")):
+        cells = [(d, groups[(big, d)]) for d in datas if (big, d) in groups]
+        out.append(_trend(claim + f" (RM {big})", cells, name, 1, "data sizes"))
+    return out
+
+
+def _trend(claim: str, cells, name: str, direction: int, what: str) -> dict:
+    ests = [(x, _fit_key(g, name) if name != "peak_gold" else _pool_key(g, "peak_gold", "peak_gold_lo",
+                                                                         "peak_gold_hi")) for x, g in cells]
+    ests = [(x, e) for x, e in ests if e is not None]
+    if len(ests) < 2:
+        return _row(claim, f"needs ≥ 2 {what} with a fit (the study has {len(ests)})", "not measured")
+    s = slope([x for x, _ in ests], *zip(*[e for _, e in ests], strict=True))
+    return _row(claim, f"slope per decade {_fmt(s)} over {len(ests)} {what}", verdict(s[1], s[2], direction))
+
+
+def threshold_row(groups) -> dict:
+    """Near chance below a data size: the smallest data size fails the binomial test, the largest passes."""
+    claim = "a data threshold below which proxies are near chance"
+    datas = sorted({d for _, d in groups})
+    if len(datas) < 2:
+        return _row(claim, "needs ≥ 2 data sizes", "not measured")
+    p = {d: float(np.median([r["chance_p"] for (_, dd), g in groups.items() if dd == d for r in g])) for d in datas}
+    value = f"median binomial p vs chance: {datas[0]} → {p[datas[0]]:.3g}, {datas[-1]} → {p[datas[-1]]:.3g}"
+    small, large = p[datas[0]] >= 0.05, p[datas[-1]] < 0.05
+    return _row(claim, value + " (rule: smallest p ≥ 0.05 and largest p < 0.05)",
+                "reproduced" if small and large else "contradicted" if not small else "inconclusive")
+
+
+def heldout_row(groups) -> dict:
+    claim = "the BoN form fits (fit on n ≤ N/8 predicts larger n)"
+    got = [r for g in groups.values() for r in g if r.get("heldout_coverage") is not None]
+    if not got:
+        return _row(claim, "no held-out check (needs ≥ 2 distinct n ≤ N/8 and bon.bootstrap > 0)", "not measured")
+    cover, mae = np.mean([r["heldout_coverage"] for r in got]), np.mean([r["heldout_mae"] for r in got])
+    return _row(claim, f"held-out n covered {cover:.2f} (mean over {len(got)} cells), MAE {mae:.3f} "
+                       "(rule: coverage ≥ 0.8 reproduced, < 0.5 contradicted)",
+                "reproduced" if cover >= 0.8 else "contradicted" if cover < 0.5 else "inconclusive")
+
+
+def seeds_row(groups) -> dict:
+    claim = "the fall and the fit replicate across seeds"
+    seeds = {r["seed"] for g in groups.values() for r in g}
+    if len(seeds) < 2:
+        return _row(claim, f"needs ≥ 2 seeds (grid.seeds); the study has {len(seeds)}", "not measured")
+    spread = [np.ptp([r["fit_alpha"] for r in g]) for g in groups.values() if len(g) > 1 and
+              all(r.get("fit_alpha") is not None for r in g)]
+    agree = [len({np.sign(r["fall"]) for r in g}) == 1 for g in groups.values() if all("fall" in r for r in g)]
+    return _row(claim, f"{len(seeds)} seeds; α range across seeds (median over cells) {np.median(spread):.3f}; "
+                       f"sign of the fall agrees in {sum(agree)}/{len(agree)} cells (rule: all agree)",
+                "reproduced" if agree and all(agree) else "inconclusive", ", ".join(map(str, sorted(seeds))))
+
+
+def _curves(rows: list[dict]) -> dict[str, list[dict]]:
+    """Points of each cell's curve (single RMs), ordered along KL."""
+    out = defaultdict(list)
+    for r in rows:
+        if r.get("study") == "study" and r.get("aggregation") == "single":
+            out[r["cell"]].append(r)
+    return {k: sorted(v, key=lambda r: r["kl"]) for k, v in out.items()}
+
+
+def _rm_cell(r: dict) -> str:
+    return f"{r['rm_size']}-n{r['data_size']}-rho{r['label_noise']:g}-s{r['seed']}"
+
+
+def _kl_at_gold(curve: list[dict], gold: float) -> float | None:
+    """Smallest KL at which the curve's gold reaches `gold` (linear between points); None if it never does."""
+    kl, g = np.array([r["kl"] for r in curve]), np.array([r["gold"] for r in curve])
+    above = np.flatnonzero(g >= gold)
+    if not above.size:
+        return None
+    j = above[0]
+    return float(kl[0]) if j == 0 else float(np.interp(gold, [g[j - 1], g[j]], [kl[j - 1], kl[j]]))
+
+
+def rl_rows(rows: list[dict]) -> list[dict]:
+    """RL spends more KL than BoN for the same gold; a KL penalty acts like early stopping (≈ same frontier)."""
+    curves = _curves(rows)
+    policy = {c: pts for c, pts in curves.items() if pts[0].get("method") in ("rloo", "reinforce")}
+    claim_kl, claim_pen = "RL spends more KL than BoN for the same gold", "≈ a KL penalty acts like early stopping"
+    if not policy:
+        why = "the study has no RL cells (policy.methods)"
+        return [_row(claim_kl, why, "not measured"), _row(claim_pen, why, "not measured")]
+    diffs = []
+    for pts in policy.values():
+        end, bon = pts[-1], curves.get(_rm_cell(pts[-1]))
+        lo_g, hi_g = end["gold"] - Z95 * end["gold_se"], end["gold"] + Z95 * end["gold_se"]
+        kl_lo, kl_hi = (_kl_at_gold(bon, g) if bon else None for g in (lo_g, hi_g))
+        if kl_lo is not None and kl_hi is not None:
+            diffs.append((end["kl"] - _kl_at_gold(bon, end["gold"]), end["kl"] - kl_hi, end["kl"] - kl_lo))
+    out = [_row(claim_kl, f"KL(RL) − KL(BoN) at RL's final gold, smallest of {len(diffs)} runs: "
+                          f"{_fmt(min(diffs, key=lambda t: t[1]))}", verdict(*min(diffs, key=lambda t: t[1])[1:]))
+           if diffs else _row(claim_kl, "BoN never reaches the RL runs' gold in this study", "inconclusive")]
+    return out + [penalty_row(claim_pen, policy)]
+
+
+def penalty_row(claim: str, policy: dict) -> dict:
+    """Gold of each β > 0 run minus the β = 0 run's gold at the same KL (interpolated), ± 1.96 combined SE."""
+    by_rm = defaultdict(dict)
+    for pts in policy.values():
+        by_rm[(_rm_cell(pts[0]), pts[0]["method"])][pts[0]["kl_penalty"]] = pts
+    diffs = []
+    for runs in by_rm.values():
+        if 0.0 not in runs:
+            continue
+        free = runs[0.0]
+        kl0, g0, se0 = (np.array([r[k] for r in free]) for k in ("kl", "gold", "gold_se"))
+        for beta, pts in runs.items():
+            end = pts[-1]
+            if beta > 0 and kl0.min() <= end["kl"] <= kl0.max():
+                d = end["gold"] - float(np.interp(end["kl"], kl0, g0))
+                se = float(np.hypot(end["gold_se"], np.interp(end["kl"], kl0, se0)))
+                diffs.append((d, d - Z95 * se, d + Z95 * se))
+    if not diffs:
+        return _row(claim, "needs RL runs at β_KL = 0 and β_KL > 0 whose final KL lies in the β = 0 run's range",
+                    "not measured")
+    widest = max(diffs, key=lambda t: abs(t[0]))
+    return _row(claim, f"gold(β > 0) − gold(β = 0) at matched KL, largest of {len(diffs)}: {_fmt(widest)}",
+                equivalence(widest[1], widest[2]))
+
+
+NOT_YET = [("WARM memorises fewer flipped labels than ENS", "the RM suite's claims (issue 18)"),
+           ("WARM-trained policy ≥ single-RM policy", "policy runs against WARM (issue 17)"),
+           ("J-BOND beats RLOO at small KL", "the policy comparison grid (issue 17)"),
+           ("BOND approaches the BoN frontier", "the policy comparison grid (issue 17)")]
+
+
+def claims_table(rows: list[dict]) -> list[dict]:
+    """Every claim row of a study's results (see the module docstring and RULE)."""
+    groups = _cells(rows)
+    if not groups:
+        raise GoodhartError("no Best-of-n study cells of single RMs in the results; is this a `goodhart study` dir?")
+    params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
+    out = fall_rows(groups) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
+                                                             seeds_row(groups)] + rl_rows(rows)
+    return out + [_row(c, f"not in `goodhart study` yet: {why}", "not measured") for c, why in NOT_YET]
+
+
+def claims_markdown(table: list[dict]) -> str:
+    lines = ["# Claims", "", f"Rule: {RULE}", "", "| claim | measured (95% interval) | verdict | seeds |",
+             "|---|---|---|---|"]
+    lines += [f"| {r['claim']} | {r['measured']} | **{r['verdict']}** | {r['seeds']} |" for r in table]
+    return "\n".join(lines) + "\n"
+
+
+def run_claims(study_dir: str | Path) -> tuple[list[dict], Path]:
+    """Build the claims table of `study_dir`, write claims.md there; (rows, path)."""
+    run = RunDir(study_dir)
+    if not run.file(RESULTS).is_file():
+        raise GoodhartError(f"{run.path} has no {RESULTS}; point claims at a `goodhart study` directory")
+    table = claims_table(run.results())
+    path = run.file("claims.md")
+    atomic_write_text(path, claims_markdown(table))
+    return table, path
