@@ -1,10 +1,13 @@
-"""Sampling throughput: goodhart's batched sampler (sampling.rollout: left padding, one generate call per
-batch, KV cache) vs one-prompt-at-a-time `generate`, the same policy, prompts, sampling settings and
-number of completions; both count the completion tokens they produced.
+"""Sampling throughput of the Best-of-n pool engines, side by side in one run, against a roofline.
 
-    python benchmarks/sampling.py [--world sentiment] [--prompts 16] [--k 4] [--tokens 32]
+    python benchmarks/sampling.py [--world sentiment] [--prompts 2] [--k 128] [--tokens 32]
 
-Prints tokens/s of each and the ratio (target ≥ 5×).
+hf: goodhart's batched sampler (left padding, one generate call per batch of --k, KV cache);
+prefix: the same with each prompt computed once and its KV cache shared by its k samples. Both draw
+prompts × k completions of up to --tokens tokens and count the completion tokens they produced.
+Roofline: a GEMM probe at decode shapes ((k, hidden) @ (hidden, 4·hidden), fp32) gives FLOP/s; the
+work is 2 × parameters FLOPs per generated token plus per prompt token counted once per prompt.
+The last line: `engine prefix: <R>× the hf sampler, <F>% of roofline`.
 """
 
 import argparse
@@ -17,52 +20,59 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 
+def gemm_flops(k: int, hidden: int, seconds: float = 3.0) -> float:
+    """FLOP/s of fp32 (k, hidden) @ (hidden, 4·hidden) products, the decode-step shape of an MLP."""
+    a, b = torch.randn(k, hidden), torch.randn(hidden, 4 * hidden)
+    for _ in range(5):
+        a @ b
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        a @ b
+        n += 1
+    return 2 * k * hidden * 4 * hidden * n / (time.perf_counter() - t)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--world", default="sentiment", choices=["smoke", "sentiment"])
-    ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--prompts", type=int, default=2)
+    ap.add_argument("--k", type=int, default=128)
     ap.add_argument("--tokens", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per engine (median reported)")
     args = ap.parse_args()
-    from transformers import GenerationConfig
-
     from goodhart.config import load_run_config
-    from goodhart.sampling.rollout import completion_mask, encode_prompts, rollout
+    from goodhart.sampling.engines import sample_completions
     from goodhart.worlds import load_world
 
     world = load_world(load_run_config(world=args.world))
     model, tok = world.policy.eval(), world.tokenizer
     texts = [world.render(p) for p in world.prompts[: args.prompts]]
-    flat = [t for t in texts for _ in range(args.k)]
 
-    torch.manual_seed(0)
-    t = time.perf_counter()
-    batched = 0
-    for s in range(0, len(flat), args.batch_size):
-        ro = rollout(model, tok, encode_prompts(tok, flat[s:s + args.batch_size], world.add_special_tokens, "cpu"),
-                     args.tokens)
-        batched += int(ro.valid_mask.sum())
-    t_batched = time.perf_counter() - t
+    def run(shared: bool) -> tuple[float, int]:
+        t = time.perf_counter()
+        out = sample_completions(model, tok, texts, args.k, max_new_tokens=args.tokens, batch_size=args.k, seed=0,
+                                 add_special_tokens=world.add_special_tokens, shared_prefix=shared)
+        seconds = time.perf_counter() - t
+        return seconds, sum(len(tok(c, add_special_tokens=False)["input_ids"]) for row in out for c in row)
 
-    # the reference: what a straightforward loop does — one generate call per completion
-    gen = GenerationConfig(do_sample=True, top_k=0, max_new_tokens=args.tokens, pad_token_id=tok.pad_token_id,
-                           eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    t = time.perf_counter()
-    single = 0
-    with torch.no_grad():
-        for text in flat:
-            enc = tok(text, return_tensors="pt", add_special_tokens=world.add_special_tokens)
-            comp = model.generate(**enc, generation_config=gen)[:, enc["input_ids"].shape[1]:]
-            single += int(completion_mask(comp, tok.eos_token_id, tok.pad_token_id).sum())
-    t_single = time.perf_counter() - t
-
-    rate_b, rate_s = batched / t_batched, single / t_single
-    print(f"{args.world}: {len(flat)} completions of ≤ {args.tokens} tokens, threads {torch.get_num_threads()}")
-    print(f"batched sampler  {batched:6d} tokens in {t_batched:6.1f} s = {rate_b:7.1f} tokens/s")
-    print(f"one at a time    {single:6d} tokens in {t_single:6.1f} s = {rate_s:7.1f} tokens/s")
-    print(f"ratio {rate_b / rate_s:.1f}× (target ≥ 5×)")
+    run(True)  # warm-up (thread pool, allocator)
+    times = {"hf": [], "prefix": []}
+    generated = 0
+    for _ in range(args.rounds):
+        for name in times:
+            seconds, generated = run(name == "prefix")
+            times[name].append(seconds)
+    rate = {name: generated / sorted(ts)[len(ts) // 2] for name, ts in times.items()}
+    params = sum(p.numel() for p in model.parameters())
+    prompt_tokens = sum(len(tok(t, add_special_tokens=world.add_special_tokens)["input_ids"]) for t in texts)
+    flops = gemm_flops(args.k, model.config.hidden_size)
+    roofline = generated / (2 * params * (generated + prompt_tokens) / flops)
+    print(f"world {args.world}: {args.prompts} prompts × {args.k} samples × ≤ {args.tokens} tokens, "
+          f"{torch.get_num_threads()} threads, {params / 1e6:.0f}M parameters, {prompt_tokens} prompt tokens")
+    print(f"GEMM probe at decode shape: {flops / 1e9:.0f} GFLOP/s fp32 → roofline {roofline:.0f} tokens/s")
+    for name, r in rate.items():
+        print(f"{name:7s} {r:7.1f} tokens/s  ({100 * r / roofline:.0f}% of roofline)  runs {[round(t, 1) for t in times[name]]} s")
+    print(f"engine prefix: {rate['prefix'] / rate['hf']:.2f}× the hf sampler, {100 * rate['prefix'] / roofline:.0f}% of roofline")
 
 
 if __name__ == "__main__":

@@ -36,12 +36,17 @@ def completion_mask(completion_ids: torch.Tensor, eos_id: int | None, pad_id: in
     return ~after_eos
 
 
+def sampling_config(tokenizer, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0) -> GenerationConfig:
+    """Pure sampling at `temperature` (top_k off; nucleus only if top_p < 1), stopping at EOS."""
+    return GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                            max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                            eos_token_id=tokenizer.eos_token_id)
+
+
 @torch.no_grad()
 def rollout(model, tokenizer, enc: dict, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0) -> Rollout:
     """Sample one completion per row of the encoded prompts `enc` (repeat rows for k samples per prompt)."""
-    gen = GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                           max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                           eos_token_id=tokenizer.eos_token_id)
+    gen = sampling_config(tokenizer, max_new_tokens, temperature, top_p)
     # FSDP-sharded weights: every rank must run the same number of forward passes until all are done
     seqs = model.generate(**enc, generation_config=gen, synced_gpus=dist.active() and dist.is_sharded(model))
     P = enc["input_ids"].shape[1]
