@@ -4,7 +4,9 @@
 
 Both train MiniLM-L6 (the sentiment world's proxy backbone; the smoke world's tiny BERT with
 --world smoke) for one epoch at batch 8, lr 3e-5, dropout on, max length 96, on the same
-gold-labelled comparisons (sampled once and cached). Prints pairs/s of each and the ratio.
+gold-labelled comparisons (sampled once and cached), in fp32 and — on CPUs with AVX-512 BF16 — with
+bf16 autocast (goodhart `precision: bf16`, trl `bf16=True`). Prints pairs/s (median of --runs
+interleaved runs), validation accuracy of each and the ratios.
 """
 
 import argparse
@@ -22,44 +24,65 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pairs", type=int, default=512)
     ap.add_argument("--world", default="sentiment", choices=["smoke", "sentiment"])
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
     from goodhart.config import RMTraining, load_rm_train_config
     from goodhart.reward.run import preference_split
-    from goodhart.reward.train import train_reward_model
+    from goodhart.reward.train import evaluate_comparisons, train_reward_model
     from goodhart.worlds import proxy_factory
 
     settings = RMTraining(lr=3e-5, epochs=1, batch_size=8, max_length=96)
 
     cfg = load_rm_train_config(world=args.world, overrides=[f"rm.max_pairs={args.pairs}"])
-    train, _, _ = preference_split(cfg)
+    train, val, _ = preference_split(cfg)
     make = proxy_factory(cfg.world, cfg.hf)
 
     warm, tok = make(0)  # warm up torch (thread pool, allocator) so neither side pays it
     train_reward_model(warm, tok, train.subset(range(32)), settings, seed=0)
-    model, tok = make(0)
-    model.train()
-    t = time.perf_counter()
-    train_reward_model(model, tok, train, settings, seed=0)
-    ours = len(train) / (time.perf_counter() - t)
+    bf16 = torch.cpu._is_avx512_bf16_supported() if hasattr(torch.cpu, "_is_avx512_bf16_supported") else False
+    precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
 
-    model, tok = make(0)
-    tok.eos_token = tok.eos_token or tok.sep_token  # trl appends EOS to every text
-    ds = Dataset.from_dict({"prompt": [p + " " for p in train.prompts], "chosen": train.chosen,
-                            "rejected": train.rejected})
-    with tempfile.TemporaryDirectory() as out:
-        trl_cfg = RewardConfig(output_dir=out, per_device_train_batch_size=8, learning_rate=3e-5, num_train_epochs=1,
-                               max_length=96, use_cpu=True, bf16=False, report_to=[], save_strategy="no",
-                               logging_steps=10_000, disable_dropout=False, seed=0, dataloader_num_workers=0)
-        trainer = RewardTrainer(model=model, args=trl_cfg, train_dataset=ds, processing_class=tok)
+    def ours(precision: str) -> tuple[float, float]:
+        model, tok = make(0)
+        model.train()
         t = time.perf_counter()
-        trainer.train()
-        theirs = len(train) / (time.perf_counter() - t)
-    print(f"{len(train)} pairs, {args.world} world's proxy backbone, "
-          f"torch threads {torch.get_num_threads()}: goodhart {ours:.1f} pairs/s, trl RewardTrainer {theirs:.1f} "
-          f"pairs/s, ratio {ours / theirs:.2f}x")
+        train_reward_model(model, tok, train, settings.model_copy(update={"precision": precision}), seed=0)
+        rate = len(train) / (time.perf_counter() - t)
+        return rate, evaluate_comparisons(model, tok, val, 96)["accuracy"]
+
+    def theirs(precision: str) -> tuple[float, float]:
+        model, tok = make(0)
+        tok.eos_token = tok.eos_token or tok.sep_token  # trl appends EOS to every text
+        ds = Dataset.from_dict({"prompt": [p + " " for p in train.prompts], "chosen": train.chosen,
+                                "rejected": train.rejected})
+        with tempfile.TemporaryDirectory() as out:
+            trl_cfg = RewardConfig(output_dir=out, per_device_train_batch_size=8, learning_rate=3e-5,
+                                   num_train_epochs=1, max_length=96, use_cpu=True, bf16=precision == "bf16",
+                                   report_to=[], save_strategy="no", logging_steps=10_000, disable_dropout=False,
+                                   seed=0, dataloader_num_workers=0)
+            trainer = RewardTrainer(model=model, args=trl_cfg, train_dataset=ds, processing_class=tok)
+            t = time.perf_counter()
+            trainer.train()
+            rate = len(train) / (time.perf_counter() - t)
+        return rate, evaluate_comparisons(model.eval(), tok, val, 96)["accuracy"]
+
+    runs = {(who, p): [] for who in ("goodhart", "trl") for p in precisions}
+    for _ in range(args.runs):  # interleaved, so machine noise hits every variant alike
+        for who, p in runs:
+            runs[(who, p)].append((ours if who == "goodhart" else theirs)(p))
+    med = {k: sorted(r[0] for r in v)[len(v) // 2] for k, v in runs.items()}
+    acc = {k: v[0][1] for k, v in runs.items()}
+    print(f"{len(train)} pairs, {args.world} world's proxy backbone, torch threads {torch.get_num_threads()}, "
+          f"median of {args.runs} interleaved runs")
+    for k in runs:
+        print(f"{k[0]:9s} {k[1]}: {med[k]:6.1f} pairs/s, validation accuracy {acc[k]:.3f} ({len(val)} pairs)")
+    print(f"goodhart fp32 / trl fp32: {med[('goodhart', 'fp32')] / med[('trl', 'fp32')]:.2f}x")
+    if bf16:
+        print(f"goodhart bf16 / trl fp32: {med[('goodhart', 'bf16')] / med[('trl', 'fp32')]:.2f}x; goodhart bf16 / "
+              f"trl bf16: {med[('goodhart', 'bf16')] / med[('trl', 'bf16')]:.2f}x")
 
 
 if __name__ == "__main__":
