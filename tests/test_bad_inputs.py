@@ -130,6 +130,17 @@ def test_error_echo_is_bounded(tmp_path, files):
     assert len(res.stderr) < 600 and not out.exists()
 
 
+def test_yaml_alias_bomb_is_echoed_in_one_short_line(tmp_path):
+    """Nine levels of nested aliases (10^9 leaves if expanded) as a config value: one short error line."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines).replace("a8: &a8", "seed: &a8") + "\n")
+    res = goodhart("run", "--world", "smoke", "-c", str(bomb), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and len(res.stderr) < 600 and res.stderr.startswith("error: "), res.stderr[:300]
+    assert not (tmp_path / "out").exists()
+
+
 def test_version_and_method_option_are_listed():
     res = goodhart("--version")
     assert res.returncode == 0 and res.stdout.startswith("goodhart ")

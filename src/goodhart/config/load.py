@@ -3,6 +3,7 @@
 Unknown keys and out-of-range values are refused with a one-line GoodhartError that names the key.
 """
 
+import reprlib
 from functools import cache, partial
 from pathlib import Path
 from typing import get_args
@@ -67,6 +68,10 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+_ECHO = reprlib.Repr()  # attributes, not keywords: Python 3.10/3.11's Repr takes none
+_ECHO.maxlevel, _ECHO.maxlist, _ECHO.maxdict, _ECHO.maxstring, _ECHO.maxother = 3, 6, 6, 160, 160
+
+
 def _format_errors(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
@@ -75,8 +80,7 @@ def _format_errors(e: ValidationError) -> str:
             parts.append(f"unknown key '{loc}'")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            got = repr(err.get("input"))
-            got = got if len(got) <= 200 else got[:200] + "…"
+            got = _ECHO.repr(err.get("input"))  # bounded even for a YAML alias bomb (nested aliased lists)
             parts.append(f"{loc}: {msg} (got {got})" if loc else msg)
     return "invalid config: " + "; ".join(parts)
 
