@@ -20,15 +20,18 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 
-def gemm_flops(k: int, hidden: int, seconds: float = 3.0) -> float:
+def gemm_flops(k: int, hidden: int, device, seconds: float = 3.0) -> float:
     """FLOP/s of fp32 (k, hidden) @ (hidden, 4·hidden) products, the decode-step shape of an MLP."""
-    a, b = torch.randn(k, hidden), torch.randn(hidden, 4 * hidden)
+    a, b = torch.randn(k, hidden, device=device), torch.randn(hidden, 4 * hidden, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(5):
         a @ b
+    sync()
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < seconds:
         a @ b
         n += 1
+    sync()
     return 2 * k * hidden * 4 * hidden * n / (time.perf_counter() - t)
 
 
@@ -41,11 +44,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per engine (median reported)")
     args = ap.parse_args()
     from goodhart.config import load_run_config
+    from goodhart.device import resolve_device
     from goodhart.sampling.engines import sample_completions
     from goodhart.worlds import load_world
 
     world = load_world(load_run_config(world=args.world))
-    model, tok = world.policy.eval(), world.tokenizer
+    device = resolve_device("auto")  # the GPU where there is one (benchmarks/gpu_check.sh)
+    model, tok = world.policy.to(device).eval(), world.tokenizer
     texts = [world.render(p) for p in world.prompts[: args.prompts]]
 
     def run(shared: bool) -> tuple[float, int]:
@@ -65,10 +70,10 @@ def main() -> None:
     rate = {name: generated / sorted(ts)[len(ts) // 2] for name, ts in times.items()}
     params = sum(p.numel() for p in model.parameters())
     prompt_tokens = sum(len(tok(t, add_special_tokens=world.add_special_tokens)["input_ids"]) for t in texts)
-    flops = gemm_flops(args.k, model.config.hidden_size)
+    flops = gemm_flops(args.k, model.config.hidden_size, device)
     roofline = generated / (2 * params * (generated + prompt_tokens) / flops)
     print(f"world {args.world}: {args.prompts} prompts × {args.k} samples × ≤ {args.tokens} tokens, "
-          f"{torch.get_num_threads()} threads, {params / 1e6:.0f}M parameters, {prompt_tokens} prompt tokens")
+          f"{device}, {torch.get_num_threads()} threads, {params / 1e6:.0f}M parameters, {prompt_tokens} prompt tokens")
     print(f"GEMM probe at decode shape: {flops / 1e9:.0f} GFLOP/s fp32 → roofline {roofline:.0f} tokens/s")
     for name, r in rate.items():
         print(f"{name:7s} {r:7.1f} tokens/s  ({100 * r / roofline:.0f}% of roofline)  runs {[round(t, 1) for t in times[name]]} s")
