@@ -103,3 +103,12 @@ def test_heldout_check_passes_the_right_form_and_fails_a_wrong_one():
                           n_boot=300)
     assert right["heldout_coverage"] >= 0.8 and wrong["heldout_coverage"] <= 0.3, (right, wrong)
     assert right["heldout_mae"] < wrong["heldout_mae"]
+
+
+def test_mcnemar_exact_hand_value():
+    """SPEC §11: b = 9, c = 2 → p = 2·(C(11,0) + C(11,1) + C(11,2))/2^11 = 2·67/2048 = 0.0654."""
+    from goodhart import mcnemar_exact
+
+    assert mcnemar_exact(9, 2) == pytest.approx(2 * (1 + 11 + 55) / 2048)
+    assert mcnemar_exact(2, 9) == mcnemar_exact(9, 2) and mcnemar_exact(5, 5) == 1.0 and mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(20, 0) == pytest.approx(2 * 0.5**20)

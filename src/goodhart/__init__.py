@@ -25,6 +25,8 @@ _LAZY = {
     "sample_completions": "goodhart.sampling.engines",
     "build_report": "goodhart.report",
     "plot_bon": "goodhart.report",
+    "mcnemar_exact": "goodhart.bon.prompt_stats",
+    "paired_fall": "goodhart.bon.prompt_stats",
     "fit_bon": "goodhart.bon.fits",
     "fit_rl": "goodhart.bon.fits",
     "GaoFit": "goodhart.bon.fits",

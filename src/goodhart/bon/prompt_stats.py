@@ -116,3 +116,13 @@ def heldout_check(form: str, d, curves, small, n_boot: int = FIT_BOOT, seed: int
     pred = X[~small] @ theta
     return {"heldout_points": int((~small).sum()), "heldout_coverage": float(np.mean((lo <= 0) & (0 <= hi))),
             "heldout_mae": float(np.mean(np.abs(pred - g[:, ~small].mean(axis=0))))}
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Exact McNemar test of two classifiers on the same pairs (SPEC §11): b = pairs only A gets right,
+    c = pairs only B gets right; p = 2·P[Binom(b + c, ½) ≤ min(b, c)], capped at 1 (1 when b = c = 0).
+    SPEC example: b = 9, c = 2 → 2·(1 + 11 + 55)/2048 = 0.0654."""
+    if b < 0 or c < 0 or int(b) != b or int(c) != c:
+        raise GoodhartError(f"McNemar needs non-negative integer discordant counts, got b={b}, c={c}")
+    n = int(b + c)
+    return 1.0 if n == 0 else float(min(1.0, 2 * stats.binom.cdf(min(b, c), n, 0.5)))
