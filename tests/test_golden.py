@@ -50,39 +50,32 @@ def _snapshot(run: Path) -> dict:
 
 def golden_outputs(tmp: Path) -> dict:
     """Run the five commands on the smoke world (small settings) and snapshot their run directories."""
+    from goodhart import config
     from goodhart.commands.policy_train import run_policy
     from goodhart.commands.rm_suite import run_rm_suite
     from goodhart.commands.run import run_bon_study
     from goodhart.commands.stopping import run_stopping
     from goodhart.commands.study import run_study
-    from goodhart.config import (
-        load_policy_train_config,
-        load_rm_suite_config,
-        load_rm_train_config,
-        load_run_config,
-        load_stopping_config,
-        load_study_config,
-    )
     from goodhart.reward.run import train_rm_run
 
     out = {}
-    run_bon_study(load_run_config(world="smoke", overrides=["data.eval_samples_per_prompt=32", "bon.bootstrap=20"]),
+    run_bon_study(config.load_run_config(world="smoke", overrides=["data.eval_samples_per_prompt=32", "bon.bootstrap=20"]),
                   tmp / "run")
     out["run"] = _snapshot(tmp / "run")
-    run_rm_suite(load_rm_suite_config(world="smoke", overrides=["members=2", "warm_sizes=[2]",
+    run_rm_suite(config.load_rm_suite_config(world="smoke", overrides=["members=2", "warm_sizes=[2]",
                                                                  "data.eval_samples_per_prompt=16"]), tmp / "suite")
     out["rm suite"] = _snapshot(tmp / "suite")
-    run_study(load_study_config(world="smoke", overrides=[
+    run_study(config.load_study_config(world="smoke", overrides=[
         "grid.data_sizes=[48]", "data.eval_samples_per_prompt=16", "bon.bootstrap=20",
         "grid.aggregation=[single,ens,warm]", "members=2"]), tmp / "study")
     out["study"] = _snapshot(tmp / "study")
-    run_stopping(load_stopping_config(world="smoke", overrides=["data.eval_prompts=6",
+    run_stopping(config.load_stopping_config(world="smoke", overrides=["data.eval_prompts=6",
                                                                  "data.eval_samples_per_prompt=16"]), tmp / "stopping")
     out["stopping"] = _snapshot(tmp / "stopping")
-    train_rm_run(load_rm_train_config(world="smoke", overrides=["rm.epochs=2"]), tmp / "rm")
+    train_rm_run(config.load_rm_train_config(world="smoke", overrides=["rm.epochs=2"]), tmp / "rm")
     out["rm train"] = _snapshot(tmp / "rm")
     for method in ("rloo", "jbond"):
-        run_policy(load_policy_train_config(world="smoke", overrides=[f"reward_model={tmp / 'rm'}",
+        run_policy(config.load_policy_train_config(world="smoke", overrides=[f"reward_model={tmp / 'rm'}",
                                                                         f"method={method}"]), tmp / method)
         out[f"policy train {method}"] = _snapshot(tmp / method)
     return out

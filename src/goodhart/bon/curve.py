@@ -7,7 +7,7 @@ Shapes: B prompts, N samples per prompt's pool.
 
 import numpy as np
 
-from goodhart.bon.estimator import bon_bootstrap, bon_estimate, default_ns, kl_bound
+from goodhart.bon.estimator import bon_estimate, default_ns, kl_bound, prompt_interval
 from goodhart.bon.fits import fit_bon
 from goodhart.bon.prompt_stats import heldout_check, paired_fall
 
@@ -35,11 +35,11 @@ def bon_curve(select, gold, proxy, ns, n_boot: int = 0, seed: int = 0, extra: di
     """
     ns = np.asarray(ns, dtype=np.int64)
     kl = kl_bound(ns)
-    per_prompt = bon_estimate(select, gold, ns)
-    g = per_prompt.mean(axis=0)
-    p = bon_estimate(select, proxy, ns).mean(axis=0)
-    g_lo, g_hi = bon_bootstrap(select, gold, ns, n_boot, seed) if n_boot else (g, g)
-    p_lo, p_hi = bon_bootstrap(select, proxy, ns, n_boot, seed) if n_boot else (p, p)
+    per_prompt, per_prompt_proxy = bon_estimate(select, gold, ns), bon_estimate(select, proxy, ns)
+    g, p = per_prompt.mean(axis=0), per_prompt_proxy.mean(axis=0)
+    # the bands of bon_bootstrap, from the per-prompt estimates already in hand (not estimated again)
+    g_lo, g_hi = prompt_interval(per_prompt, n_boot, seed) if n_boot else (g, g)
+    p_lo, p_hi = prompt_interval(per_prompt_proxy, n_boot, seed) if n_boot else (p, p)
     extras = {name: bon_estimate(select, v, ns).mean(axis=0) for name, v in (extra or {}).items()}
     points = [dict(zip(POINT_KEYS, (int(n), float(kl[j]), float(np.sqrt(kl[j])), float(g[j]), float(g_lo[j]),
                                     float(g_hi[j]), float(p[j]), float(p_lo[j]), float(p_hi[j])), strict=True))

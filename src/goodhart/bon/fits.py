@@ -91,7 +91,7 @@ def fit_gao(form: Form, d, gold, level: float = 0.95, n_boot: int = FIT_BOOT, se
     — α, β are those of the mean curve and their intervals (and the peak's) come from `n_boot` seeded
     resamples of the prompts (SPEC §11) — or one curve (L,): OLS t intervals from its residuals, which
     treat the points of one correlated curve as independent: no interval you can trust (they covered
-    the truth 15–28% of the time on per-prompt synthetic curves).
+    the true α, β 25–27% of the time on per-prompt synthetic curves, tests/test_statistics.py).
     """
     if np.ndim(gold) == 2:
         return _fit_prompts(form, np.asarray(d, dtype=np.float64).ravel(), gold, level, n_boot, seed)

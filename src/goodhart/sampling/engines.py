@@ -52,8 +52,8 @@ def prefix_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool,
     """One completion per text, each distinct text's prompt computed once: its KV cache (all but the
     last prompt token, left-padded across the distinct texts) is copied to every row that repeats it,
     then `generate` continues from the last prompt token. Same model, same sampling law as rollout()."""
-    distinct = list(dict.fromkeys(texts))
-    rows = torch.tensor([distinct.index(t) for t in texts])
+    first = {t: i for i, t in enumerate(dict.fromkeys(texts))}  # distinct text → its row in the prefill
+    distinct, rows = list(first), torch.tensor([first[t] for t in texts])
     device = next(model.parameters()).device
     enc = encode_prompts(tokenizer, distinct, add_special_tokens, device)
     ids, mask = enc["input_ids"], enc["attention_mask"]
