@@ -3,11 +3,14 @@
     python benchmarks/sampling.py [--world sentiment] [--prompts 2] [--k 128] [--tokens 32]
 
 hf: goodhart's batched sampler (left padding, one generate call per batch of --k, KV cache);
-prefix: the same with each prompt computed once and its KV cache shared by its k samples. Both draw
+prefix: the same with each prompt computed once and its KV cache shared by its k samples;
+fast: the hand-written decode loop (prompts once, finished rows leave the batch, inverse-CDF sampling),
+fp32; with --bf16 also fast-bf16 (decoder body cast to bf16 once, logits fp32). All draw
 prompts × k completions of up to --tokens tokens and count the completion tokens they produced.
-Roofline: a GEMM probe at decode shapes ((k, hidden) @ (hidden, 4·hidden), fp32) gives FLOP/s; the
-work is 2 × parameters FLOPs per generated token plus per prompt token counted once per prompt.
-The last line: `engine prefix: <R>× the hf sampler, <F>% of roofline`.
+Roofline: a GEMM probe at decode shapes ((k, hidden) @ (hidden, 4·hidden)) gives FLOP/s, fp32 and
+bf16; the work is 2 × parameters FLOPs per generated token plus per prompt token counted once per
+prompt. The last line: `engine fast: <R>× the hf sampler, <F>% of roofline` (the fp32 roofline; the
+bf16 one is printed above it).
 """
 
 import argparse
@@ -20,9 +23,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 
-def gemm_flops(k: int, hidden: int, device, seconds: float = 3.0) -> float:
-    """FLOP/s of fp32 (k, hidden) @ (hidden, 4·hidden) products, the decode-step shape of an MLP."""
-    a, b = torch.randn(k, hidden, device=device), torch.randn(hidden, 4 * hidden, device=device)
+def gemm_flops(k: int, hidden: int, device, seconds: float = 3.0, dtype=torch.float32) -> float:
+    """FLOP/s of (k, hidden) @ (hidden, 4·hidden) products in `dtype`, the decode-step shape of an MLP."""
+    a = torch.randn(k, hidden, device=device, dtype=dtype)
+    b = torch.randn(hidden, 4 * hidden, device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(5):
         a @ b
@@ -41,6 +45,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=2)
     ap.add_argument("--k", type=int, default=128)
     ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--bf16", action="store_true", help="also time the fast engine with a bf16 decoder body")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per engine (median reported)")
     args = ap.parse_args()
     from goodhart.config import load_run_config
@@ -53,31 +58,43 @@ def main() -> None:
     model, tok = world.policy.to(device).eval(), world.tokenizer
     texts = [world.render(p) for p in world.prompts[: args.prompts]]
 
-    def run(shared: bool) -> tuple[float, int]:
+    engines = {"hf": ("hf", torch.float32), "prefix": ("prefix", torch.float32), "fast": ("fast", torch.float32)}
+    if args.bf16:
+        engines["fast-bf16"] = ("fast", torch.bfloat16)
+
+    def run(name: str) -> tuple[float, int]:
+        engine, dtype = engines[name]
         t = time.perf_counter()
         out = sample_completions(model, tok, texts, args.k, max_new_tokens=args.tokens, batch_size=args.k, seed=0,
-                                 add_special_tokens=world.add_special_tokens, shared_prefix=shared)
+                                 add_special_tokens=world.add_special_tokens, engine=engine, dtype=dtype)
         seconds = time.perf_counter() - t
         return seconds, sum(len(tok(c, add_special_tokens=False)["input_ids"]) for row in out for c in row)
 
-    run(True)  # warm-up (thread pool, allocator)
-    times = {"hf": [], "prefix": []}
-    generated = 0
+    run("fast")  # warm-up (thread pool, allocator)
+    times = {name: [] for name in engines}
+    counts = {name: 0 for name in engines}
     for _ in range(args.rounds):
         for name in times:
-            seconds, generated = run(name == "prefix")
+            seconds, counts[name] = run(name)
             times[name].append(seconds)
-    rate = {name: generated / sorted(ts)[len(ts) // 2] for name, ts in times.items()}
+    rate = {name: counts[name] / sorted(ts)[len(ts) // 2] for name, ts in times.items()}
     params = sum(p.numel() for p in model.parameters())
     prompt_tokens = sum(len(tok(t, add_special_tokens=world.add_special_tokens)["input_ids"]) for t in texts)
     flops = gemm_flops(args.k, model.config.hidden_size, device)
-    roofline = generated / (2 * params * (generated + prompt_tokens) / flops)
+    flops16 = gemm_flops(args.k, model.config.hidden_size, device, dtype=torch.bfloat16)
+
+    def roofline(name: str, f: float) -> float:  # tokens/s if every FLOP ran at the probe's rate
+        return counts[name] / (2 * params * (counts[name] + prompt_tokens) / f)
+
     print(f"world {args.world}: {args.prompts} prompts × {args.k} samples × ≤ {args.tokens} tokens, "
           f"{device}, {torch.get_num_threads()} threads, {params / 1e6:.0f}M parameters, {prompt_tokens} prompt tokens")
-    print(f"GEMM probe at decode shape: {flops / 1e9:.0f} GFLOP/s fp32 → roofline {roofline:.0f} tokens/s")
+    print(f"GEMM probe at decode shape: {flops / 1e9:.0f} GFLOP/s fp32, {flops16 / 1e9:.0f} GFLOP/s bf16 → roofline "
+          f"{roofline('hf', flops):.0f} tokens/s fp32, {roofline('hf', flops16):.0f} bf16 (at hf's completion lengths)")
     for name, r in rate.items():
-        print(f"{name:7s} {r:7.1f} tokens/s  ({100 * r / roofline:.0f}% of roofline)  runs {[round(t, 1) for t in times[name]]} s")
-    print(f"engine prefix: {rate['prefix'] / rate['hf']:.2f}× the hf sampler, {100 * rate['prefix'] / roofline:.0f}% of roofline")
+        print(f"{name:9s} {r:7.1f} tokens/s ({counts[name]} tokens; {100 * r / roofline(name, flops):.0f}% of the fp32 "
+              f"roofline, {100 * r / roofline(name, flops16):.0f}% of bf16)  runs {[round(t, 1) for t in times[name]]} s")
+    print(f"engine fast: {rate['fast'] / rate['hf']:.2f}× the hf sampler, "
+          f"{100 * rate['fast'] / roofline('fast', flops):.0f}% of roofline")
 
 
 if __name__ == "__main__":

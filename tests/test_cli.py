@@ -42,6 +42,51 @@ def test_run_writes_the_run_directory(smoke_run):
     assert summary["phase"] == "summary" and summary["rm/val_accuracy"] > 0.5
 
 
+def test_run_trains_a_family_of_proxies_on_nested_data(smoke_run):
+    """family_pairs [128, 512] plus the main proxy: three curves with their data sizes, each saved, each
+    RM's training logged under its name, each pool score in samples.jsonl; more data, higher accuracy
+    is not asserted (a property of the world), the sizes and files are."""
+    rows = [json.loads(line) for line in open(smoke_run / "results.jsonl")]
+    pairs = {r["reward_model"]: r["rm_pairs"] for r in rows if r["reward_model"] != "gold"}
+    assert pairs["proxy_128"] == 128 and pairs["proxy_512"] == 512 and pairs["proxy"] > 512
+    for name in ("proxy_rm_128", "proxy_rm_512", "proxy_rm"):
+        assert (smoke_run / name / "model.safetensors").is_file(), name
+    steps = [json.loads(line) for line in open(smoke_run / "metrics.jsonl")]
+    assert {m.get("proxy") for m in steps if "loss/bt" in m} == {"proxy_128", "proxy_512", "proxy"}
+    evals = [r for r in (json.loads(line) for line in open(smoke_run / "samples.jsonl")) if r["split"] == "eval"]
+    assert {"proxy", "proxy_128", "proxy_512"} <= set(evals[0])
+    assert not np.allclose([r["proxy_128"] for r in evals[:50]], [r["proxy"] for r in evals[:50]])
+    for name in pairs:  # every curve carries its peak and, with 4 prompts and bootstrap, the paired fall
+        curve = [r for r in rows if r["reward_model"] == name]
+        assert curve[0]["peak_n"] == max(curve, key=lambda r: r["gold"])["n"]
+        assert curve[0]["fall_lo"] <= curve[0]["fall"] <= curve[0]["fall_hi"]
+
+
+def test_run_prints_one_sentence_per_proxy_and_a_table(tmp_path):
+    res = goodhart("run", "--world", "smoke", "--out", str(tmp_path / "r"), *SMALL)
+    assert res.returncode == 0, res.stderr
+    for name in ("proxy_128 (128 comparisons", "proxy_512 (512 comparisons", "proxy ("):
+        line = next(x for x in res.stdout.splitlines() if x.startswith(name))
+        assert ("still rising at n = 64" in line) or ("peaks at n = " in line and "paired fall" in line), line
+    assert any(x.split()[:1] == ["64"] for x in res.stdout.splitlines())  # the table's last row: n = N
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "proxy_128 (128 comparisons" in html
+
+
+def test_curve_sentence_rule():
+    """The stated rule on hand-made curves: peak at the largest n → still rising; a fall is claimed only
+    with fall_lo > 0; otherwise 'includes 0'."""
+    from goodhart.report.tables import curve_sentence
+
+    def curve(golds, lo):
+        return [{"n": n, "gold": g, "proxy": float(n), "rm_pairs": 10, "rm_val_acc": 0.6, "fall": 0.3,
+                 "fall_lo": lo, "fall_hi": 0.5} for n, g in zip((1, 2, 4), golds, strict=True)]
+
+    assert "still rising at n = 4" in curve_sentence("p", curve([0, 1, 2], 0.1))
+    assert "overoptimization" in curve_sentence("p", curve([0, 2, 1], 0.1))
+    assert "includes 0" in curve_sentence("p", curve([0, 2, 1], -0.1))
+
+
 def test_saved_proxy_reproduces_pool_scores(smoke_run):
     model = AutoModelForSequenceClassification.from_pretrained(smoke_run / "proxy_rm")
     tok = AutoTokenizer.from_pretrained(smoke_run / "proxy_rm")

@@ -30,6 +30,9 @@ def test_yaml_then_set_precedence(tmp_path):
     (["data.eval_samples_per_prompt=0"], "data.eval_samples_per_prompt"),
     (["seed=abc"], "seed"),
     (["rm"], "key=value"),
+    (["family_pairs=[1]"], "family_pairs must be distinct data sizes"),
+    (["family_pairs=[64, 64]"], "family_pairs must be distinct data sizes"),
+    (["family_pairs=[64]", "proxy=[some/rm]"], "drop family_pairs"),
 ])
 def test_bad_values_are_one_line_errors(override, message):
     with pytest.raises(GoodhartError, match=message) as e:

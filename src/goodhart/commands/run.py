@@ -1,11 +1,13 @@
 """`goodhart run`: the default gold-vs-proxy Best-of-n overoptimization study.
 
 1. sample completions of training prompts from the initial policy;
-2. label within-prompt pairs with the gold reward and train a Bradley–Terry proxy RM;
+2. label within-prompt pairs with the gold reward and train a family of Bradley–Terry proxy RMs on
+   nested subsets of them (family_pairs, then all rm.max_pairs: the main proxy);
 3. sample a fresh pool of N completions for each held-out evaluation prompt, score with gold and proxy;
-4. normalise both rewards on that pool (SPEC §5) and estimate Best-of-n gold and proxy for every
-   n ≤ N (SPEC §3) against d = sqrt(KL bound) (SPEC §2), with bootstrap bands;
-5. write the run directory and the report.
+4. normalise gold and each proxy on that pool (SPEC §5) and estimate Best-of-n gold and proxy for
+   every n ≤ N and every proxy (SPEC §3) against d = sqrt(KL bound) (SPEC §2), with prompt-bootstrap
+   bands, the peak and the paired fall after it (SPEC §11);
+5. write the run directory and the report; print one sentence per proxy and a short table.
 """
 
 import time
@@ -20,6 +22,7 @@ from goodhart.config import RMTraining, RunConfig
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.progress import console
+from goodhart.report.tables import curve_lines, curve_table
 from goodhart.reward.data import VAL_PAIRS_MAX, world_preferences
 from goodhart.reward.labels import make_pairs
 from goodhart.reward.load import RewardModel
@@ -89,43 +92,64 @@ def own_proxy_stats(rm: RewardModel, prompts, comps, gold, scores, seed: int) ->
             "rm/params": sum(p.numel() for m, _ in rm.members for p in m.parameters())}
 
 
-def train_proxy(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], comps: np.ndarray,
-                gold: np.ndarray, device: torch.device):
-    """Gold-labelled comparisons → Bradley–Terry proxy; validation on held-out training prompts."""
+def train_proxies(world: World, cfg: RunConfig, run: RunDir, prompts: list[str], comps: np.ndarray,
+                  gold: np.ndarray, device: torch.device) -> list[tuple[str, RewardModel, dict]]:
+    """Gold-labelled comparisons → the family of Bradley–Terry proxies: one per cfg.family_pairs entry P,
+    trained on the first P comparisons (a uniform subset: make_pairs draws them in random order), then the
+    main one on all rm.max_pairs; all validated on the same held-out prompts' pairs and saved (run/proxy_rm
+    for the main one, run/proxy_rm_<P> for the others). Returns [(name, RM, stats)], weakest first."""
     train, val, flipped = world_preferences(prompts, comps, gold, cfg.rm, cfg.seed)
-    model, tok = world.make_proxy(cfg.seed)
-    model.to(device)
-    stats = fit_reward_model(model, tok, train, val, flipped, RMTraining.of(cfg), cfg.seed, log=run.log_metrics)
-    return model, tok, stats
+    skipped = sorted(p for p in cfg.family_pairs if p >= len(train))
+    if skipped:
+        console.print(f"family_pairs {skipped}: skipped, not below the main proxy's {len(train)} comparisons")
+    family = []
+    for size in sorted(p for p in cfg.family_pairs if p < len(train)) + [len(train)]:
+        name = "proxy" if size == len(train) else f"proxy_{size}"
+        idx = np.arange(size)
+        model, tok = world.make_proxy(cfg.seed)
+        model.to(device)
+        stats = fit_reward_model(model, tok, train.subset(idx), val, flipped[idx], RMTraining.of(cfg), cfg.seed,
+                                 log=lambda proxy=name, **m: run.log_metrics(proxy=proxy, **m))
+        console.print(f"{name}: {size} comparisons, validation accuracy {stats['rm/val_accuracy']:.3f} on "
+                      f"{stats['rm/val_pairs']} pairs")
+        save_checkpoint(run, "proxy_rm" if name == "proxy" else f"proxy_rm_{size}", model, tok, card={
+            "trained on": f"{size} gold-labelled comparisons ({world.name} world, gold {world.gold_name})",
+            "label noise ρ": cfg.rm.label_noise,
+            "validation accuracy": f"{stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs"})
+        family.append((name, RewardModel([(model, tok)], name=name), stats))
+    return family
 
 
-def saved_proxy(world: World, cfg: RunConfig, run: RunDir, prompts, comps, gold, device) -> tuple[RewardModel, dict]:
-    """train_proxy, then save it as run/proxy_rm with a model card; (the proxy as a RewardModel, its stats)."""
-    model, tok, stats = train_proxy(world, cfg, run, prompts, comps, gold, device)
-    console.print(f"proxy RM: validation accuracy {stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs")
-    save_checkpoint(run, "proxy_rm", model, tok, card={
-        "trained on": f"{stats['rm/train_pairs']} gold-labelled comparisons ({world.name} world, gold "
-                      f"{world.gold_name})", "label noise ρ": cfg.rm.label_noise,
-        "validation accuracy": f"{stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs"})
-    return RewardModel([(model, tok)], name="proxy_rm"), stats
-
-
-def sample_rows(train: tuple, evaluation: tuple) -> list[dict]:
+def sample_rows(train: tuple, evaluation: tuple, proxies: dict[str, np.ndarray]) -> list[dict]:
     """samples.jsonl rows: train (prompts, (B, K) completions, gold) — completions None for an own proxy —
-    then eval (prompts, (E, N) completions, raw gold, raw proxy)."""
+    then eval (prompts, (E, N) completions, raw gold) with each proxy's raw score under its name."""
     prompts, comps, gold = train
     rows = [{"split": "train", "prompt": p, "completion": c, "gold": float(g)}
             for p, cs, gs in zip(prompts, comps, gold, strict=True) for c, g in zip(cs, gs, strict=True)
             ] if comps is not None else []
-    return rows + [{"split": "eval", "prompt": p, "completion": c, "gold": float(g), "proxy": float(r)}
-                   for p, cs, gs, rs in zip(*evaluation, strict=True) for c, g, r in zip(cs, gs, rs, strict=True)]
+    eval_prompts, eval_comps, eval_gold = evaluation
+    return rows + [{"split": "eval", "prompt": p, "completion": eval_comps[b, i], "gold": float(eval_gold[b, i])}
+                   | {name: float(v[b, i]) for name, v in proxies.items()}
+                   for b, p in enumerate(eval_prompts) for i in range(eval_comps.shape[1])]
 
 
-def bon_rows(gold: np.ndarray, proxy: np.ndarray, ns: np.ndarray, n_boot: int, seed: int) -> list[dict]:
-    """Result rows for proxy-selected and gold-selected (oracle) Best-of-n, gold/proxy both reported."""
-    return [{"study": "bon", "method": "bon", "reward_model": selector} | point
-            for selector, select in (("proxy", proxy), ("gold", gold))
-            for point in bon_curve(select, gold, proxy, ns, n_boot, seed)["points"]]
+CURVE_KEYS = ("peak_n", "fall", "fall_lo", "fall_hi")  # a curve's summary copied into each of its rows
+
+
+def bon_rows(gold: np.ndarray, selectors: dict[str, tuple[np.ndarray, dict]], ns: np.ndarray, n_boot: int,
+             seed: int) -> list[dict]:
+    """Result rows for Best-of-n picked by each proxy (its own normalised score as `proxy`; `facts` such as
+    its data size go into each row), then picked by gold (the oracle ceiling, scored by the main proxy)."""
+    rows = []
+    for name, (proxy, facts) in selectors.items():
+        curve = bon_curve(proxy, gold, proxy, ns, n_boot, seed)
+        summary = {k: curve["summary"][k] for k in CURVE_KEYS if k in curve["summary"]}
+        rows += [{"study": "bon", "method": "bon", "reward_model": name} | facts | summary | point
+                 for point in curve["points"]]
+    main, facts = selectors["proxy"]
+    rows += [{"study": "bon", "method": "bon", "reward_model": "gold"} | facts | point
+             for point in bon_curve(gold, gold, main, ns, n_boot, seed)["points"]]
+    return rows
 
 
 def checked_inputs(cfg: RunConfig) -> RewardModel | None:
@@ -150,13 +174,13 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
     t = time.perf_counter()
     train_comps = train_gold = None
     if cfg.proxy:  # the user's own RM(s), used as they are: no training samples needed
-        rm = own.to(device)
+        family = [("proxy", own.to(device), None)]
     else:
         train_comps, train_gold = policy_pool(world, train_prompts, cfg.data.train_samples_per_prompt, cfg.sampling,
                                               cfg.seed, "sample train", cfg.cache)
     t_sample_train = time.perf_counter() - t
     if not cfg.proxy:
-        rm, rm_stats = saved_proxy(world, cfg, run, train_prompts, train_comps, train_gold, device)
+        family = train_proxies(world, cfg, run, train_prompts, train_comps, train_gold, device)
 
     t = time.perf_counter()
     N = cfg.data.eval_samples_per_prompt
@@ -164,35 +188,44 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
                                        cfg.cache)
     t_sample_eval = time.perf_counter() - t
     flat_prompts = [p for p in eval_prompts for _ in range(N)]
-    proxy_raw = dist.map_pairs(lambda p, c: rm.score(p, c, max_length=cfg.rm.max_length), flat_prompts,
-                               list(eval_comps.ravel())).reshape(gold_raw.shape)
+    raw = {name: dist.map_pairs(lambda p, c, rm=rm: rm.score(p, c, max_length=cfg.rm.max_length), flat_prompts,
+                                list(eval_comps.ravel())).reshape(gold_raw.shape) for name, rm, _ in family}
     if cfg.proxy:
-        rm_stats = own_proxy_stats(rm, eval_prompts, eval_comps, gold_raw, proxy_raw, cfg.seed)
-        console.print(f"own proxy {rm.name}: accuracy {rm_stats['rm/val_accuracy']:.3f} on {rm_stats['rm/val_pairs']} "
-                      "gold-labelled pairs of the evaluation pool")
+        rm = family[0][1]
+        family[0] = ("proxy", rm, own_proxy_stats(rm, eval_prompts, eval_comps, gold_raw, raw["proxy"], cfg.seed))
+        console.print(f"own proxy {rm.name}: accuracy {family[0][2]['rm/val_accuracy']:.3f} on "
+                      f"{family[0][2]['rm/val_pairs']} gold-labelled pairs of the evaluation pool")
 
     gold, g_shift, g_scale = standardise(gold_raw)
-    proxy, p_shift, p_scale = standardise(proxy_raw)
     ns = resolve_ns(cfg.bon.ns, N)
-    common = {
-        "world": world.name, "gold_reward": world.gold_name, "rm_backbone": rm.name if cfg.proxy else world.proxy_name,
-        "rm_params": rm_stats["rm/params"], "rm_pairs": rm_stats["rm/train_pairs"],
-        "rm_val_acc": rm_stats["rm/val_accuracy"], "label_noise": cfg.rm.label_noise,
-        "gold_shift": g_shift, "gold_scale": g_scale, "proxy_shift": p_shift, "proxy_scale": p_scale,
-        "pool_n": N, "eval_prompts": len(eval_prompts), "seed": cfg.seed,
-    }
-    rows = [common | r for r in bon_rows(gold, proxy, ns, cfg.bon.bootstrap, cfg.seed)]
+    common = {"world": world.name, "gold_reward": world.gold_name, "gold_shift": g_shift, "gold_scale": g_scale,
+              "label_noise": cfg.rm.label_noise, "pool_n": N, "eval_prompts": len(eval_prompts), "seed": cfg.seed}
+    selectors, norms = {}, {}
+    for name, rm, stats in family:
+        proxy, p_shift, p_scale = standardise(raw[name])
+        norms[name] = (p_shift, p_scale)
+        selectors[name] = (proxy, {
+            "rm_backbone": rm.name if cfg.proxy else world.proxy_name, "rm_params": stats["rm/params"],
+            "rm_pairs": stats["rm/train_pairs"], "rm_val_acc": stats["rm/val_accuracy"],
+            "proxy_shift": p_shift, "proxy_scale": p_scale})
+    rows = [common | r for r in bon_rows(gold, selectors, ns, cfg.bon.bootstrap, cfg.seed)]
     run.append_results(rows)
 
-    samples = sample_rows((train_prompts, train_comps, train_gold), (eval_prompts, eval_comps, gold_raw, proxy_raw))
-    run.log_metrics(phase="summary", **rm_stats, **{
+    samples = sample_rows((train_prompts, train_comps, train_gold), (eval_prompts, eval_comps, gold_raw), raw)
+    main_stats = family[-1][2]
+    run.log_metrics(phase="summary", **main_stats, **{
         "time/sample_train_s": t_sample_train, "time/sample_eval_s": t_sample_eval,
         "time/total_s": time.perf_counter() - start, "norm/gold_shift": g_shift, "norm/gold_scale": g_scale,
-        "norm/proxy_shift": p_shift, "norm/proxy_scale": p_scale, "processes": dist.world_size(),
+        "norm/proxy_shift": norms["proxy"][0], "norm/proxy_scale": norms["proxy"][1],
+        "processes": dist.world_size(),
+        "family": {name: {"train_pairs": st["rm/train_pairs"], "val_accuracy": st["rm/val_accuracy"]}
+                   for name, _, st in family},
     })
     if run.writer:
         write_jsonl(run.file(SAMPLES), samples)
         build_report(run.path)
+    if run.writer:  # the findings go to stdout (progress and logs go to stderr)
+        print("\n".join(curve_lines(rows)) + "\n" + curve_table(rows), flush=True)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")
     run.close()
     return run.path

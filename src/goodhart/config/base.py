@@ -29,11 +29,14 @@ class SamplingConfig(Strict):
     max_new_tokens: int = Field(32, ge=1, le=4096, description="tokens generated per completion")
     temperature: float = Field(1.0, gt=0, description="sampling temperature (1.0 = the policy itself)")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling; 1.0 = pure sampling (Gao)")
-    batch_size: int = Field(64, ge=1, description="sequences per generate() call")
-    engine: Literal["hf", "prefix", "vllm"] = Field(
-        "hf", description="Best-of-n pools: transformers generate (hf); the same with each prompt computed once "
-                          "and its KV cache shared by its samples (prefix: same distribution, 1.3–1.5× on 2 CPU "
-                          "cores); or vLLM (extra goodhart[vllm], GPU only)")
+    batch_size: int = Field(128, ge=1, description="sequences per generate() call (the fast engine's matrix "
+                                                   "products are most efficient at ≥ 128 rows on a CPU)")
+    engine: Literal["hf", "prefix", "fast", "vllm"] = Field(
+        "fast", description="Best-of-n pools: transformers generate (hf); the same with each prompt computed once "
+                          "and its KV cache shared by its samples (prefix); a hand-written decode loop that also "
+                          "drops finished rows and runs the decoder in bf16 with fp32 logits (fast: see "
+                          "benchmarks/README.md for its speed and distribution checks); or vLLM (extra "
+                          "goodhart[vllm], GPU only)")
 
 
 class DataConfig(Strict):

@@ -24,6 +24,11 @@ class RunConfig(WorldStudy):
     bon: BoNConfig = Field(BoNConfig(), description="Best-of-n evaluation: n values and bootstrap resamples")
     proxy: list[str] = Field([], description="use these RM checkpoints as the proxy, untrained here: one checkpoint "
                                              "/ run / WARM / ensemble dir, or several for a mean ensemble")
+    family_pairs: list[int] = Field(
+        [128, 512], description="data sizes of the weaker proxies trained beside the main one (rm.max_pairs "
+                                "comparisons), each on the first comparisons of the main one's (nested subsets), "
+                                "all drawn on one plot; sizes not below the main one's are skipped; [] = the "
+                                "main proxy only")
     proxy_format: Literal["auto", "pair", "concat", "chat"] = Field(
         "auto", description="how own proxies read (prompt, completion): auto = as each was trained (recorded by "
                             "goodhart; trl checkpoints: concat), else its chat template where it has one, else a "
@@ -34,6 +39,11 @@ class RunConfig(WorldStudy):
         N = self.data.eval_samples_per_prompt
         if self.bon.ns is not None and max(self.bon.ns) > N:
             raise ValueError(f"bon.ns goes up to {max(self.bon.ns)} but the pool has N = data.eval_samples_per_prompt = {N}")
+        if any(p < 2 for p in self.family_pairs) or len(set(self.family_pairs)) < len(self.family_pairs):
+            raise ValueError(f"family_pairs must be distinct data sizes ≥ 2, got {self.family_pairs}")
+        if self.proxy and self.family_pairs and self.family_pairs != type(self).model_fields["family_pairs"].default:
+            raise ValueError("family_pairs trains proxies here; with your own proxy (proxy=…) nothing is trained: "
+                             "drop family_pairs")
         require_hf(self)
         return self
 

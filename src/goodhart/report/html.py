@@ -7,7 +7,7 @@ from pathlib import Path
 from goodhart.errors import GoodhartError
 from goodhart.report.figures import STYLE, img_tag, save_figure
 from goodhart.report.plots import plot_bon, plot_policy, plot_suite_accuracy
-from goodhart.report.tables import suite_table
+from goodhart.report.tables import curve_lines, suite_table
 from goodhart.runs import RESULTS, RunDir, atomic_write_text
 
 
@@ -97,11 +97,15 @@ def build_report(run_dir: str | Path) -> Path:
     suite = [r for r in all_rows if r.get("study") == "rm_suite"]
     suite_html = _suite_section(run, suite) if suite else ""
 
-    top = rows[0]
+    top = next((r for r in rows if r["reward_model"] == "proxy"), rows[0])
+    family = sorted({(r["reward_model"], r.get("rm_pairs")) for r in rows if r["reward_model"].startswith("proxy_")},
+                    key=lambda x: x[1] or 0)
     facts = [
         ("world", top.get("world")), ("gold reward", top.get("gold_reward")),
         ("proxy RM backbone", top.get("rm_backbone")), ("proxy RM parameters", f"{top.get('rm_params', 0):,}"),
-        ("training comparisons", top.get("rm_pairs")), ("label noise ρ", top.get("label_noise")),
+        ("training comparisons (main proxy)", top.get("rm_pairs")),
+        ("weaker proxies", ", ".join(f"{name}: first {p} of them" for name, p in family) or "none"),
+        ("label noise ρ", top.get("label_noise")),
         ("proxy validation accuracy", f"{top['rm_val_acc']:.3f}" if top.get("rm_val_acc") is not None else None),
         ("evaluation pool", f"{top.get('eval_prompts')} prompts × N = {top.get('pool_n')} samples"),
         ("gold normalisation", f"(g − {top.get('gold_shift', 0):.4f}) / {top.get('gold_scale', 1):.4f}"),
@@ -121,10 +125,15 @@ def build_report(run_dir: str | Path) -> Path:
 that labelled the proxy's training comparisons measures what is really gained. Each curve is the
 unbiased Best-of-n estimate (mean over all size-n subsets of the pool) against
 d = sqrt(KL), KL = log n − (n − 1)/n. Rewards are normalised so the initial policy scores 0 with
-unit standard deviation. Bands: 95% two-level bootstrap (prompts, then samples). Overoptimization shows
+unit standard deviation. Bands: 95% bootstrap over prompts (SPEC §11). Overoptimization shows
 as proxy (dashed) still rising while gold (solid) flattens or falls.</p>
 {img_tag(png, "gold and proxy vs sqrt(KL)")}
-<h2>Key points (selected by the proxy RM)</h2>
+<h2>What happened</h2>
+<p>One line per proxy, by a stated rule: "still rising" when gold is highest at the largest n; a fall
+is claimed only when the paired 95% interval of gold at the peak minus gold at the largest n (peak chosen
+on half the prompts, measured on the other half; SPEC §11) is above 0.</p>
+<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in curve_lines(rows))}</ul>
+<h2>Key points (selected by the main proxy RM)</h2>
 <table><tr><th></th><th>n</th><th>d</th><th>gold [95% CI]</th><th>proxy [95% CI]</th></tr>{key_html}</table>
 {suite_html}<h2>Setup</h2><table>{fact_html}</table>
 <p>Data: <code>results.jsonl</code> ({len(rows)} rows); plots in <code>plots/</code>.</p>

@@ -12,7 +12,8 @@ def _series(rows: list[dict], key: str) -> list[float]:
 
 
 def plot_bon(rows: list[dict]) -> Figure:
-    """Gao-style figure: gold (solid) and proxy (dashed) Best-of-n reward vs d = sqrt(KL), with bands.
+    """Gao-style figure: gold (solid) and proxy (dashed) Best-of-n reward vs d = sqrt(KL), with bands, for
+    each proxy of a run (reward_model "proxy", "proxy_<P>"), and gold picked by gold (the ceiling).
 
     rows: results rows with method 'bon' and columns reward_model, n, d, gold(_lo/_hi), proxy(_lo/_hi).
     """
@@ -21,26 +22,31 @@ def plot_bon(rows: list[dict]) -> Figure:
         raise GoodhartError("no Best-of-n rows (method 'bon') in the results table")
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
-    selectors = sorted({r["reward_model"] for r in bon}, key=lambda s: s != "proxy")
+    selectors = sorted({r["reward_model"] for r in bon}, key=lambda s: (s == "gold", s == "proxy", len(s), s))
     if "proxy" not in selectors:  # many proxies (an RM suite): one gold curve each
         return _plot_many(ax, fig, bon, selectors)
-    for selector in selectors:
+    proxies = [s for s in selectors if s.startswith("proxy")]
+    for i, selector in enumerate(selectors):
         sel = sorted((r for r in bon if r["reward_model"] == selector), key=lambda r: r["n"])
-        color, label = SELECTOR_STYLE.get(selector, (None, f"selected by {selector}"))
+        if selector == "gold":
+            color, label = SELECTOR_STYLE["gold"]
+        else:
+            color = SELECTOR_STYLE["proxy"][0] if len(proxies) == 1 else f"C{i % 10}"
+            label = (SELECTOR_STYLE["proxy"][1] if len(proxies) == 1 else
+                     f"{sel[0].get('rm_pairs', '?')} comparisons (acc {sel[0].get('rm_val_acc') or float('nan'):.2f})")
         d = _series(sel, "d")
         line = ax.plot(d, _series(sel, "gold"), "-", color=color, lw=2, label=f"gold, {label}")[0]
-        ax.fill_between(d, _series(sel, "gold_lo"), _series(sel, "gold_hi"), color=line.get_color(), alpha=0.18, lw=0)
-        if selector == "proxy":
-            ax.plot(d, _series(sel, "proxy"), "--", color=line.get_color(), lw=2, label=f"proxy, {label}")
-            ax.fill_between(d, _series(sel, "proxy_lo"), _series(sel, "proxy_hi"), color=line.get_color(),
-                            alpha=0.08, lw=0)
+        ax.fill_between(d, _series(sel, "gold_lo"), _series(sel, "gold_hi"), color=line.get_color(), alpha=0.15, lw=0)
+        if selector != "gold":
+            ax.plot(d, _series(sel, "proxy"), "--", color=line.get_color(), lw=1.5, label=f"proxy, {label}")
             best = max(sel, key=lambda r: r["gold"])
             ax.plot([best["d"]], [best["gold"]], "o", color=line.get_color())
-            ax.annotate(f"gold peak n={best['n']}", (best["d"], best["gold"]), textcoords="offset points",
+            ax.annotate(f"peak n={best['n']}", (best["d"], best["gold"]), textcoords="offset points",
                         xytext=(0, 8), ha="center", fontsize=8)
-    top = bon[0]
-    ax.set_title(f"Best-of-n on {top.get('world', '?')}: proxy RM {top.get('rm_backbone', '?')}, "
-                 f"{top.get('rm_pairs', '?')} comparisons", fontsize=10)
+    top = next(r for r in bon if r["reward_model"] == "proxy")
+    what = (f"{top.get('rm_pairs', '?')} comparisons" if len(proxies) == 1 else
+            f"{len(proxies)} proxies (data sizes)")
+    ax.set_title(f"Best-of-n on {top.get('world', '?')}: proxy RM {top.get('rm_backbone', '?')}, {what}", fontsize=10)
     return _finish(ax, bon, "reward (normalised: initial policy mean 0, std 1)")
 
 

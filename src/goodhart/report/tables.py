@@ -15,3 +15,55 @@ def suite_table(rows: list[dict]) -> str:
     lines += [f"| {r['reward_model']} | {f(r['clean_acc'])} | {f(r['flipped_memorised'])} | {f(r['ood_acc'])} | "
               f"{f(r['bon_peak_gold'])} | {r['bon_peak_n']} |" for r in shown]
     return "\n".join(lines) + "\n"
+
+
+def _curves(rows: list[dict]) -> dict[str, list[dict]]:
+    """Best-of-n rows by selector, each sorted by n: the proxies (weakest first), then gold."""
+    names = sorted({r["reward_model"] for r in rows if r.get("method") == "bon"},
+                   key=lambda s: (s == "gold", s == "proxy", len(s), s))
+    return {s: sorted((r for r in rows if r.get("method") == "bon" and r["reward_model"] == s), key=lambda r: r["n"])
+            for s in names}
+
+
+def curve_sentence(name: str, curve: list[dict]) -> str:
+    """What one proxy's Best-of-n curve did, by a stated rule: "still rising" when gold is highest at the
+    largest n; "peaks … and falls" only when the paired 95% interval of the fall after the peak (SPEC §11)
+    is above 0; otherwise the fall is reported as not distinguishable from noise."""
+    top, last = curve[0], curve[-1]
+    who = f"{name} ({top.get('rm_pairs', '?')} comparisons"
+    who += f", validation accuracy {top['rm_val_acc']:.3f})" if top.get("rm_val_acc") is not None else ")"
+    peak = max(curve, key=lambda r: r["gold"])
+    rise = f"its proxy score goes from {top['proxy']:+.2f} to {last['proxy']:+.2f}"
+    if peak["n"] == last["n"]:
+        return f"{who}: gold is still rising at n = {last['n']} ({last['gold']:+.2f}); {rise}."
+    head = f"{who}: gold peaks at n = {peak['n']} ({peak['gold']:+.2f}) and is {last['gold']:+.2f} at n = {last['n']}"
+    if last.get("fall_lo") is None:
+        return f"{head}; no paired interval for the fall (needs ≥ 4 prompts and bon.bootstrap > 0); {rise}."
+    fall = f"paired fall after the peak {last['fall']:+.2f} [95% CI {last['fall_lo']:+.2f}, {last['fall_hi']:+.2f}]"
+    if last["fall_lo"] > 0:
+        return f"{head}: overoptimization ({fall}) while {rise}."
+    return f"{head}, but the {fall} includes 0: not distinguishable from a plateau; {rise}."
+
+
+def curve_lines(rows: list[dict]) -> list[str]:
+    """One sentence per proxy curve of a run's results (curve_sentence)."""
+    return [curve_sentence(name, c) for name, c in _curves(rows).items() if name != "gold"]
+
+
+def curve_table(rows: list[dict]) -> str:
+    """Plain-text table at a few n: gold/proxy (normalised) of each proxy's pick, headed by its data size,
+    then the gold of gold's own pick (the ceiling)."""
+    curves = _curves(rows)
+    all_n = [r["n"] for r in next(iter(curves.values()))]
+    marks = {1, 4, 16, 64, 256, 1024, 4096}
+    shown = [n for n in all_n if n in marks] + ([all_n[-1]] if all_n[-1] not in marks else [])
+    names = list(curves)
+    head = [f"P={curves[s][0].get('rm_pairs', '?')}" if s != "gold" else "ceiling" for s in names]
+    lines = [f"{'n':>5} {'d':>5}  " + " ".join(f"{h:>12}" for h in head) + "   (gold/proxy of each proxy's pick; "
+             "ceiling: gold of gold's pick)"]
+    for n in shown:
+        at = [next(r for r in curves[s] if r["n"] == n) for s in names]
+        cells = [f"{r['gold']:+.2f}/{r['proxy']:+.2f}" if s != "gold" else f"{r['gold']:+.2f}"
+                 for s, r in zip(names, at, strict=True)]
+        lines.append(f"{n:>5} {at[0]['d']:5.2f}  " + " ".join(f"{c:>12}" for c in cells))
+    return "\n".join(lines)

@@ -34,7 +34,7 @@ def policy_pool(world, prompts: list[str], k: int, sampling, seed: int, what: st
         return completion_grid(data["completions"]), np.asarray(data["gold"], dtype=np.float64)
     draw = vllm_completions if sampling.engine == "vllm" else partial(
         sample_completions, batch_size=sampling.batch_size, description=what,
-        shared_prefix=sampling.engine == "prefix")
+        engine=sampling.engine)
     comps = completion_grid(draw(
         world.policy, world.tokenizer, [world.render(p) for p in prompts], k,
         max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
