@@ -55,3 +55,15 @@ def test_bad_files_and_worlds(tmp_path):
 
 def test_parse_overrides_nested_and_typed():
     assert parse_overrides(["a.b=1", "a.c=x", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
+
+
+@pytest.mark.parametrize("name", ["study-sentiment.yaml", "study-gao.yaml"])
+def test_shipped_study_configs_load(name):
+    from pathlib import Path
+
+    from goodhart.config import load_study_config
+
+    cfg = load_study_config(Path(__file__).parents[1] / "configs" / name)
+    assert cfg.grid.data_sizes and cfg.data.eval_prompts >= 8
+    if name == "study-gao.yaml":  # issue 15: ≥ 16 prompts, 3 seeds, the learned-gold world
+        assert cfg.world == "gao" and cfg.data.eval_prompts >= 16 and len(cfg.grid.seeds) == 3

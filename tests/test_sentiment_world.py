@@ -25,3 +25,21 @@ def test_sentiment_world_samples_and_scores():
     assert world.gold_scores(["a", "b"], ["a wonderful, brilliant film", "an awful, boring mess"]).tolist()[0] > 0.5
     proxy, tok = world.make_proxy(0)
     assert score_pairs(proxy, tok, ["x"] * len(flat), flat).shape == (4,)
+
+
+def test_gao_world_builds_a_learned_gold_apart_from_the_proxies_prompts():
+    """--world gao: the gold RM is built once (cached), agrees with its VADER labels on held-out prompts,
+    ranks a plainly positive text above a negative one, never saw the world's prompts, and goodhart doctor
+    reports it."""
+    from goodhart.doctor import checks
+    from goodhart.worlds.gao import GOLD_PROMPTS, gold_facts
+
+    world = load_world(load_run_config(world="gao"))
+    facts = gold_facts()
+    assert facts is not None and facts["heldout_agreement"] > 0.6, facts  # 0.670 on 536 pairs measured
+    assert len(world.prompts) == 305 - GOLD_PROMPTS
+    scores = world.gold_scores(["a"] * 3, ["a wonderful, brilliant, moving film"] * 1 + ["an awful, boring mess"] * 2)
+    assert scores[0] > scores[1] == pytest.approx(scores[2])
+    assert world.gold_name.startswith("learned-gold") and world.name == "gao"
+    row = next(detail for what, _, detail in checks() if what == "gao world gold RM")
+    assert "held-out agreement" in row

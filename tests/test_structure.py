@@ -19,8 +19,8 @@ FLOORS = [
     {"dist"},  # torchrun ranks, sharding, gathering, model wrapping
     {"device", "scoring"},  # device and precision; scoring text with a sequence-classification model
     {"report"},  # plots and HTML from results rows and stored fits
-    {"worlds"},  # where policy, prompts, gold and proxy backbones come from
-    {"sampling"},  # rollouts, pool engines, content-cached Best-of-n pools
+    {"sampling"},  # rollouts, pool engines, content-cached Best-of-n pools (of any world object)
+    {"worlds"},  # where policy, prompts, gold and proxy backbones come from (the gao world samples its gold's data)
     {"reward"},  # Bradley–Terry training, labels, ensembles, WARM: knows nothing of policies
     {"policy"},  # the training loop and pure losses
     {"commands", "doctor"},  # the commands' work

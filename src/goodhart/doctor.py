@@ -83,4 +83,11 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
     rows.append(("SmolLM2 fp32 in cache", True, "yes" if converted.is_file() else
                  "not yet (converted on first use, ~20 s; doctor --fix does it now)"))
     rows.append(("cached sample pools", True, f"{len(pools)} ({sum(p.stat().st_size for p in pools) / 1e6:.1f} MB)"))
+    from goodhart.worlds.gao import gold_facts
+
+    facts = gold_facts()
+    rows.append(("gao world gold RM", True, "not built yet (built on first --world gao use, a few minutes)" if facts
+                 is None else f"cached: held-out agreement with VADER {facts['heldout_agreement']:.3f} on "
+                 f"{facts['val_pairs']} pairs, built in {facts['build_s']:.0f} s, scoring "
+                 f"{facts['score_s_per_1000']:.1f} s per 1,000 completions"))
     return rows

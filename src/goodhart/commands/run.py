@@ -162,6 +162,26 @@ def checked_inputs(cfg: RunConfig) -> RewardModel | None:
     return own_proxy(cfg) if cfg.proxy else None
 
 
+def result_rows(world: World, cfg: RunConfig, family: list, raw: dict[str, np.ndarray], gold_raw: np.ndarray,
+                n_prompts: int) -> tuple[list[dict], dict]:
+    """Normalise gold and each proxy on the pool (SPEC §5) and build every curve's rows (bon_rows), each
+    with the run's facts and its proxy's; returns (rows, {proxy name: (shift, scale)})."""
+    gold, g_shift, g_scale = standardise(gold_raw)
+    N = gold_raw.shape[1]
+    common = {"world": world.name, "gold_reward": world.gold_name, "gold_shift": g_shift, "gold_scale": g_scale,
+              "label_noise": cfg.rm.label_noise, "pool_n": N, "eval_prompts": n_prompts, "seed": cfg.seed}
+    selectors, norms = {}, {}
+    for name, rm, stats in family:
+        proxy, p_shift, p_scale = standardise(raw[name])
+        norms[name] = (p_shift, p_scale)
+        selectors[name] = (proxy, {
+            "rm_backbone": rm.name if cfg.proxy else world.proxy_name, "rm_params": stats["rm/params"],
+            "rm_pairs": stats["rm/train_pairs"], "rm_val_acc": stats["rm/val_accuracy"],
+            "proxy_shift": p_shift, "proxy_scale": p_scale})
+    rows = bon_rows(gold, selectors, resolve_ns(cfg.bon.ns, N), cfg.bon.bootstrap, cfg.seed)
+    return [common | r for r in rows], norms
+
+
 def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> Path:
     """Run the whole study into run directory `out`; returns its path. See the module docstring."""
     from goodhart.report import build_report
@@ -196,20 +216,9 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
         console.print(f"own proxy {rm.name}: accuracy {family[0][2]['rm/val_accuracy']:.3f} on "
                       f"{family[0][2]['rm/val_pairs']} gold-labelled pairs of the evaluation pool")
 
-    gold, g_shift, g_scale = standardise(gold_raw)
-    ns = resolve_ns(cfg.bon.ns, N)
-    common = {"world": world.name, "gold_reward": world.gold_name, "gold_shift": g_shift, "gold_scale": g_scale,
-              "label_noise": cfg.rm.label_noise, "pool_n": N, "eval_prompts": len(eval_prompts), "seed": cfg.seed}
-    selectors, norms = {}, {}
-    for name, rm, stats in family:
-        proxy, p_shift, p_scale = standardise(raw[name])
-        norms[name] = (p_shift, p_scale)
-        selectors[name] = (proxy, {
-            "rm_backbone": rm.name if cfg.proxy else world.proxy_name, "rm_params": stats["rm/params"],
-            "rm_pairs": stats["rm/train_pairs"], "rm_val_acc": stats["rm/val_accuracy"],
-            "proxy_shift": p_shift, "proxy_scale": p_scale})
-    rows = [common | r for r in bon_rows(gold, selectors, ns, cfg.bon.bootstrap, cfg.seed)]
+    rows, norms = result_rows(world, cfg, family, raw, gold_raw, len(eval_prompts))
     run.append_results(rows)
+    g_shift, g_scale = rows[0]["gold_shift"], rows[0]["gold_scale"]
 
     samples = sample_rows((train_prompts, train_comps, train_gold), (eval_prompts, eval_comps, gold_raw), raw)
     main_stats = family[-1][2]
@@ -221,10 +230,9 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
         "family": {name: {"train_pairs": st["rm/train_pairs"], "val_accuracy": st["rm/val_accuracy"]}
                    for name, _, st in family},
     })
-    if run.writer:
+    if run.writer:  # the findings go to stdout (progress and logs go to stderr)
         write_jsonl(run.file(SAMPLES), samples)
         build_report(run.path)
-    if run.writer:  # the findings go to stdout (progress and logs go to stderr)
         print("\n".join(curve_lines(rows)) + "\n" + curve_table(rows), flush=True)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")
     run.close()

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-WorldName = Literal["smoke", "sentiment", "hf"]
+WorldName = Literal["smoke", "sentiment", "gao", "hf"]
 
 
 def _on_off(value):

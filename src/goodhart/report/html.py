@@ -72,6 +72,23 @@ def check_finite(rows: list[dict], source: Path) -> None:
                                 "the report needs every measured point")
 
 
+def _facts(rows: list[dict], top: dict) -> list[tuple[str, object]]:
+    """The setup table of a run's report: world, gold, the proxies, the pool, the normalisations."""
+    family = sorted({(r["reward_model"], r.get("rm_pairs")) for r in rows if r["reward_model"].startswith("proxy_")},
+                    key=lambda x: x[1] or 0)
+    return [
+        ("world", top.get("world")), ("gold reward", top.get("gold_reward")),
+        ("proxy RM backbone", top.get("rm_backbone")), ("proxy RM parameters", f"{top.get('rm_params', 0):,}"),
+        ("training comparisons (main proxy)", top.get("rm_pairs")),
+        ("weaker proxies", ", ".join(f"{name}: first {p} of them" for name, p in family) or "none"),
+        ("label noise ρ", top.get("label_noise")),
+        ("proxy validation accuracy", f"{top['rm_val_acc']:.3f}" if top.get("rm_val_acc") is not None else None),
+        ("evaluation pool", f"{top.get('eval_prompts')} prompts × N = {top.get('pool_n')} samples"),
+        ("gold normalisation", f"(g − {top.get('gold_shift', 0):.4f}) / {top.get('gold_scale', 1):.4f}"),
+        ("proxy normalisation", f"(r − {top.get('proxy_shift', 0):.4f}) / {top.get('proxy_scale', 1):.4f}"),
+    ]
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write plots/bon.{png,svg} and report.html into run_dir from its results.jsonl; returns the html path."""
     run = RunDir(run_dir)
@@ -98,19 +115,7 @@ def build_report(run_dir: str | Path) -> Path:
     suite_html = _suite_section(run, suite) if suite else ""
 
     top = next((r for r in rows if r["reward_model"] == "proxy"), rows[0])
-    family = sorted({(r["reward_model"], r.get("rm_pairs")) for r in rows if r["reward_model"].startswith("proxy_")},
-                    key=lambda x: x[1] or 0)
-    facts = [
-        ("world", top.get("world")), ("gold reward", top.get("gold_reward")),
-        ("proxy RM backbone", top.get("rm_backbone")), ("proxy RM parameters", f"{top.get('rm_params', 0):,}"),
-        ("training comparisons (main proxy)", top.get("rm_pairs")),
-        ("weaker proxies", ", ".join(f"{name}: first {p} of them" for name, p in family) or "none"),
-        ("label noise ρ", top.get("label_noise")),
-        ("proxy validation accuracy", f"{top['rm_val_acc']:.3f}" if top.get("rm_val_acc") is not None else None),
-        ("evaluation pool", f"{top.get('eval_prompts')} prompts × N = {top.get('pool_n')} samples"),
-        ("gold normalisation", f"(g − {top.get('gold_shift', 0):.4f}) / {top.get('gold_scale', 1):.4f}"),
-        ("proxy normalisation", f"(r − {top.get('proxy_shift', 0):.4f}) / {top.get('proxy_scale', 1):.4f}"),
-    ]
+    facts = _facts(rows, top)
     fact_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     key_html = "".join(
         f"<tr><td>{html.escape(label)}</td><td>{r['n']}</td><td>{r['d']:.3f}</td>"

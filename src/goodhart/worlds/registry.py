@@ -20,7 +20,7 @@ def proxy_factory(world: str, hf_cfg, backbone: str | None = None) -> Callable[[
         from goodhart.worlds.smoke import make_proxy
 
         return make_proxy
-    if world == "sentiment":
+    if world in ("sentiment", "gao"):  # the gao world's proxy family is the sentiment world's
         from goodhart.worlds.sentiment import make_proxy
 
         return make_proxy
@@ -47,6 +47,10 @@ def _build_world(cfg) -> World:
         from goodhart.worlds.sentiment import sentiment_world
 
         return sentiment_world()
+    if cfg.world == "gao":
+        from goodhart.worlds.gao import gao_world
+
+        return gao_world()
     from goodhart.worlds.hf import hf_world
 
     return hf_world(cfg.hf)

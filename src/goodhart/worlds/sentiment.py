@@ -19,6 +19,7 @@ from goodhart.worlds.base import World, read_prompt_file
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTRUCTION = 'Continue this movie review: "{prompt}"'
+POLICY_ID = "SmolLM2-135M-Instruct.Q4_1-fp32"  # the policy's identity in sample-cache keys
 
 
 def package_dir(name: str) -> Path:
@@ -86,7 +87,7 @@ def sentiment_world() -> World:
         return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     return World(
-        name="sentiment", policy_id="SmolLM2-135M-Instruct.Q4_1-fp32", policy=policy, tokenizer=tok, prompts=movie_prompts(), render=render,
+        name="sentiment", policy_id=POLICY_ID, policy=policy, tokenizer=tok, prompts=movie_prompts(), render=render,
         add_special_tokens=False, gold=vader_gold, gold_name="vader", make_proxy=make_proxy,
         proxy_name="all-MiniLM-L6-v2",
         ood_prompts=read_prompt_file(resources.files("goodhart.worlds") / "data" / "news_prompts.jsonl"),
