@@ -20,7 +20,11 @@ from goodhart.runs import read_jsonl
 
 from helpers import goodhart
 
-RM = ["rm", "train", "--world", "smoke", "--set", "dropout=0"]  # no dropout: the same arithmetic in 1 and 2 processes
+# no dropout: the same arithmetic in 1 and 2 processes. Samples from the hf engine: on them 1 and 2
+# processes make the same decision on every validation pair (measured); on the fast engine's samples
+# float-order drift flips one pair of 135 at its margin (0.748 vs 0.756, measured), which the exact
+# comparison below would call a failure although the weights agree as closely as ever.
+RM = ["rm", "train", "--world", "smoke", "--set", "dropout=0", "--set", "sampling.engine=hf"]
 
 
 def torchrun(*args, n: int = 2):
@@ -112,8 +116,10 @@ def test_goodhart_run_trains_its_proxy_with_ddp(tmp_path):
     one, two = (read_jsonl(tmp_path / d / "results.jsonl") for d in ("one", "two"))
     assert [r.keys() for r in one] == [r.keys() for r in two] and len(one) == len(two)
     assert two[0]["rm_val_acc"] > 0.6  # dropout masks differ between 1 and 2 processes: not equal, both learn
-    steps = [r["step"] for r in read_jsonl(tmp_path / "two" / "metrics.jsonl") if r.get("phase") == "rm"]
-    assert steps == list(range(1, len(steps) + 1))
+    metrics = [r for r in read_jsonl(tmp_path / "two" / "metrics.jsonl") if r.get("phase") == "rm"]
+    for name in ("proxy_128", "proxy_512", "proxy"):  # each proxy of the family: every step, written once
+        steps = [r["step"] for r in metrics if r["proxy"] == name]
+        assert steps == list(range(1, len(steps) + 1)) and steps, name
     assert (tmp_path / "two" / "proxy_rm" / "model.safetensors").is_file()
     assert (tmp_path / "two" / "report.html").is_file()
 
