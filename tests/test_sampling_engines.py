@@ -113,3 +113,22 @@ def test_prefix_engine_with_the_same_seed_gives_the_same_samples(world):
     prefix = sample_completions(world.policy, world.tokenizer, texts, 4, engine="prefix", **args)
     same = np.mean([a == b for ra, rb in zip(hf, prefix, strict=True) for a, b in zip(ra, rb, strict=True)])
     assert same >= 0.9, same
+
+
+def test_fast_engine_falls_back_for_logits_it_cannot_reproduce(world, capsys):
+    """A model whose config soft-caps its logits is sampled by the prefix engine (said in one note), so
+    the fast engine never draws from a law other than the model's."""
+    from goodhart.sampling.engines import fast_engine_fits
+
+    assert fast_engine_fits(world.policy)
+    world.policy.config.final_logit_softcapping = 30.0
+    try:
+        assert not fast_engine_fits(world.policy)
+        texts = [world.render(p) for p in world.prompts[:2]]
+        args = dict(max_new_tokens=6, batch_size=8, seed=0, add_special_tokens=world.add_special_tokens)
+        fallback = sample_completions(world.policy, world.tokenizer, texts, 4, engine="fast", **args)
+        prefix = sample_completions(world.policy, world.tokenizer, texts, 4, engine="prefix", **args)
+        assert fallback == prefix
+        assert "sampling with the prefix engine" in capsys.readouterr().err
+    finally:
+        world.policy.config.final_logit_softcapping = None

@@ -12,7 +12,7 @@ import torch
 
 from goodhart import dist
 from goodhart.errors import GoodhartError
-from goodhart.progress import progress_bar
+from goodhart.progress import console, progress_bar
 from goodhart.sampling.rollout import completion_mask, encode_prompts, rollout, sampling_config
 
 
@@ -35,6 +35,10 @@ def sample_completions(model, tokenizer, texts: list[str], k: int, *, max_new_to
     device = next(model.parameters()).device
     flat = [t for t in texts for _ in range(k)]
     model.eval()
+    if engine == "fast" and not fast_engine_fits(model):
+        console.print(f"note: sampling.engine=fast does not handle {type(model).__name__}'s output head "
+                      "(scaled or soft-capped logits); sampling with the prefix engine")
+        engine = "prefix"
     parts = _decoder_parts(model, dtype) if engine == "fast" else None
 
     def draw(chunk: list[str], j: int) -> list[str]:
@@ -125,6 +129,19 @@ def inverse_cdf_sample(scores: torch.Tensor) -> torch.Tensor:
     cdf = torch.cumsum(weights, dim=-1)
     u = torch.rand(len(scores), 1, dtype=torch.float64, device=scores.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=scores.shape[-1] - 1)
+
+
+LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale",
+                    "mup_width_scale")  # config fields of models whose logits are not lm_head(last hidden state)
+
+
+def fast_engine_fits(model) -> bool:
+    """Whether the fast engine samples this model's law: its logits must be exactly the output embedding
+    applied to the decoder's last hidden state (true of Llama/SmolLM2, GPT-2, Qwen, Mistral; not of models
+    that scale or soft-cap their logits, which the engine would silently get wrong)."""
+    config = getattr(model, "config", None)
+    return (model.get_output_embeddings() is not None and getattr(model, "base_model", None) is not None
+            and not any(getattr(config, key, None) not in (None, 1, 1.0) for key in LOGIT_TRANSFORMS))
 
 
 def _decoder_parts(model, dtype: torch.dtype):
