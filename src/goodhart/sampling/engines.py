@@ -1,10 +1,11 @@
-"""Batched sampling of K completions per prompt from a causal LM (KV cache via generate).
+"""Batched sampling of K completions per prompt from a causal LM.
 
 Engines (sampling.engine): hf — left-padded batches through `generate`; prefix — the same, but each
 batch's distinct prompts are run once and their KV cache is shared by all their samples (a Best-of-n
 pool draws N samples of one prompt: the prompt, ~40 tokens against 32 generated, is computed once
-instead of N times), and with precision bf16 the weights are cast once (autocast would recast them at
-every step); vllm — the optional GPU engine. benchmarks/sampling.py compares them.
+instead of N times); fast (the default) — a hand-written decode loop (fast_rollout: prompts once, KV
+cache grown in place, finished rows dropped, inverse-CDF sampling); vllm — the optional GPU engine.
+benchmarks/sampling.py compares them; tests/test_sampling_engines.py checks they sample one law.
 """
 
 import numpy as np
