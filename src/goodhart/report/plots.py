@@ -3,6 +3,7 @@
 from matplotlib.figure import Figure
 
 from goodhart.errors import GoodhartError
+from goodhart.report.tables import selector_order
 
 SELECTOR_STYLE = {"proxy": ("C0", "selected by proxy RM"), "gold": ("0.55", "selected by gold (oracle)")}
 
@@ -22,7 +23,7 @@ def plot_bon(rows: list[dict]) -> Figure:
         raise GoodhartError("no Best-of-n rows (method 'bon') in the results table")
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
-    selectors = sorted({r["reward_model"] for r in bon}, key=lambda s: (s == "gold", s == "proxy", len(s), s))
+    selectors = sorted({r["reward_model"] for r in bon}, key=selector_order)
     if "proxy" not in selectors:  # many proxies (an RM suite): one gold curve each
         return _plot_many(ax, fig, bon, selectors)
     proxies = [s for s in selectors if s.startswith("proxy")]

@@ -17,10 +17,15 @@ def suite_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def selector_order(name: str) -> tuple:
+    """Sort key of Best-of-n selectors: weaker proxies (proxy_<P>) first, the main proxy, gold last."""
+    return name == "gold", name == "proxy", len(name), name
+
+
 def _curves(rows: list[dict]) -> dict[str, list[dict]]:
     """Best-of-n rows by selector, each sorted by n: the proxies (weakest first), then gold."""
     names = sorted({r["reward_model"] for r in rows if r.get("method") == "bon"},
-                   key=lambda s: (s == "gold", s == "proxy", len(s), s))
+                   key=selector_order)
     return {s: sorted((r for r in rows if r.get("method") == "bon" and r["reward_model"] == s), key=lambda r: r["n"])
             for s in names}
 

@@ -162,12 +162,13 @@ def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, m
                  temperature: float = 1.0, top_p: float = 1.0, *, parts=None) -> list[str]:
     """One completion per text by a hand-written decode loop (the fast engine).
 
-    Written by hand because generate() cannot do three things a Best-of-n pool needs on a CPU: each
+    Written by hand because generate() cannot do these things a Best-of-n pool needs on a CPU: each
     distinct prompt is prefilled once and its KV cache and last-position logits are shared by every row
     that repeats it; rows that reached EOS leave the batch once a quarter of it has finished (generate
-    keeps computing them until the longest row ends); the decoder body runs in bf16 from weights cast once (`parts`, see
-    _decoder_parts; fp32 by default) while the logits stay fp32. Tokens are drawn with transformers' own temperature and
-    top-p warpers (top_k off), stopping at EOS, as rollout() does, by inverse-CDF sampling
+    keeps computing them until the longest row ends); the KV cache grows in place (_growing_cache). The
+    decoder body is `parts` (_decoder_parts: fp32 by default, or bf16 from weights cast once) while the
+    logits stay fp32. Tokens are drawn with transformers' own temperature and top-p warpers (top_k off),
+    stopping at EOS, as rollout() does, by inverse-CDF sampling
     (inverse_cdf_sample: the same law as torch.multinomial at 1/10 of its cost).
     """
     from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper

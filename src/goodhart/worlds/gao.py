@@ -75,17 +75,21 @@ def fit_bt_head(feats: np.ndarray, pairs: np.ndarray, l2: float = 1e-2, steps: i
 
 
 def first_layers(backbone: Path, layers: int):
-    """The base model of a causal-LM checkpoint cut to its first `layers` layers (the weights of the others
-    are not loaded; transformers' report of them as unexpected is silenced)."""
-    from transformers import AutoModel
+    """(the base model of a causal-LM checkpoint cut to its first `layers` layers, its tokenizer padding on
+    the right for pooling). The weights of the other layers are not loaded; transformers' report of them
+    as unexpected is silenced."""
+    from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging
 
     level = logging.get_verbosity()
     logging.set_verbosity_error()
     try:
-        return AutoModel.from_pretrained(backbone, num_hidden_layers=layers, dtype=torch.float32).eval()
+        model = AutoModel.from_pretrained(backbone, num_hidden_layers=layers, dtype=torch.float32).eval()
     finally:
         logging.set_verbosity(level)
+    tok = AutoTokenizer.from_pretrained(backbone)
+    tok.padding_side = "right"
+    return model, tok
 
 
 class LearnedGold:
@@ -96,14 +100,10 @@ class LearnedGold:
         self._model = None
 
     def _load(self):
-        from transformers import AutoTokenizer
-
         if self._model is None:
             head = np.load(self.directory / "head.npz")
             self.w, self.mean, self.std = head["w"], head["mean"], head["std"]
-            self._model = first_layers(self.backbone, self.layers)
-            self._tok = AutoTokenizer.from_pretrained(self.backbone)
-            self._tok.padding_side = "right"
+            self._model, self._tok = first_layers(self.backbone, self.layers)
         return self._model, self._tok
 
     def __call__(self, pairs: list[tuple[str, str]]) -> list[float]:
@@ -154,16 +154,12 @@ def build_gold(world, gold_prompts: list[str], backbone: Path, target: Path, sam
     """Sample the policy on the gold prompts (cached pool), label within-prompt pairs by world.gold (VADER),
     fit the head on the first (1 − GOLD_VAL_FRACTION) prompts, measure agreement on the rest; write
     head.npz and facts.json into `target` atomically. Returns the facts."""
-    from transformers import AutoTokenizer
-
     from goodhart.sampling.pool import policy_pool
 
     start = time.perf_counter()
     comps, labels = policy_pool(world, gold_prompts, samples, sampling, GOLD_SEED, "sample gold data")
     t_sample = time.perf_counter() - start
-    model = first_layers(backbone, layers)
-    tok = AutoTokenizer.from_pretrained(backbone)
-    tok.padding_side = "right"
+    model, tok = first_layers(backbone, layers)
     t = time.perf_counter()
     feats = pooled_features(model, tok, list(comps.ravel())).reshape(*comps.shape, -1)
     per_1000 = 1000 * (time.perf_counter() - t) / comps.size
