@@ -53,7 +53,7 @@ def pooled_features(model, tokenizer, texts: list[str], batch_size: int = 64, ma
 
 
 def fit_bt_head(feats: np.ndarray, pairs: np.ndarray, l2: float = 1e-2, steps: int = 200):
-    """Linear Bradley–Terry head on standardised features: min mean −log σ(w·(x_chosen − x_rejected)) + l2·|w|².
+    """Linear Bradley–Terry head (SPEC §5) on standardised features: min mean −log σ(w·(x_chosen − x_rejected)) + l2·|w|².
 
     feats: (B, K, H); pairs: (P, ≥3) rows [prompt, chosen, rejected]. Full-batch L-BFGS (convex, so the
     result does not depend on an initialisation). Returns (w, mean, std)."""
