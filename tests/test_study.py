@@ -1,6 +1,10 @@
 """`goodhart study` on the smoke world: grid cells, aggregations, policy cells, resume, errors, report."""
 
+import importlib.util
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +197,43 @@ def test_claim_rules_by_hand():
     assert equivalence(-0.2, 0.05) == "inconclusive"
     mean, lo, hi = pooled([1.0, 3.0], [0.9, 2.9], [1.1, 3.1])  # two seeds far apart: the seed spread dominates
     assert mean == 2.0 and lo < 1.2 and hi > 2.8
+
+
+DOC_SCRIPT = Path(__file__).parents[1] / "scripts" / "build_study_doc.py"
+
+
+def _build_doc(study, page, img):
+    return subprocess.run([sys.executable, str(DOC_SCRIPT), str(study), "--page", str(page), "--img", str(img),
+                           "--prefix", "smoke"], capture_output=True, text=True)
+
+
+def test_study_doc_is_generated_below_the_marker_from_results(seeded_study, tmp_path):
+    spec = importlib.util.spec_from_file_location("build_study_doc", DOC_SCRIPT)
+    doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(doc)
+    page, img = tmp_path / "docs" / "study.md", tmp_path / "docs" / "img"
+    page.parent.mkdir()
+    page.write_text("# Study\n\nhand-written setup\n\n" + doc.MARKER + "\nstale numbers\n")
+    res = _build_doc(seeded_study, page, img)
+    assert res.returncode == 0, res.stderr
+    text = page.read_text()
+    assert text.startswith("# Study\n\nhand-written setup") and "stale numbers" not in text and text.count(doc.MARKER) == 1
+    assert goodhart("claims", str(seeded_study)).returncode == 0
+    claims = [line for line in (seeded_study / "claims.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(claims) >= 12 and all(line in text for line in claims)  # the same rows as `goodhart claims`
+    cells = [line for line in text.splitlines() if line.startswith(("| xs |", "| full |")) and "M |" in line]
+    assert len(cells) == 4  # 2 RM sizes × 2 data sizes, each pooled over seeds 0 and 1
+    assert all(line.count(", ") >= 2 for line in cells)  # val acc and peak n listed per seed
+    for name in ("smoke_gao.png", "smoke_pooled.png"):
+        assert f"](img/{name})" in text and (img / name).read_bytes()[:4] == b"\x89PNG"
+        assert (img / name).stat().st_size < 300_000
+    again = _build_doc(seeded_study, page, img)  # regenerating replaces, never appends
+    assert again.returncode == 0 and page.read_text() == text
+
+
+def test_study_doc_refuses_a_directory_without_results(tmp_path):
+    page = tmp_path / "study.md"
+    page.write_text("kept\n")
+    res = _build_doc(tmp_path, page, tmp_path / "img")
+    assert_one_line_error(res, "has no results.jsonl")
+    assert page.read_text() == "kept\n" and not (tmp_path / "img").exists()
