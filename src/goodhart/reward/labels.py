@@ -3,6 +3,8 @@
 import numpy as np
 from scipy.special import expit
 
+from goodhart.scoring import within_prompt_pairs
+
 
 def make_pairs(gold, rng: np.random.Generator, max_pairs: int, mode: str = "deterministic",
                temperature: float = 0.1, noise: float = 0.0) -> np.ndarray:
@@ -17,11 +19,7 @@ def make_pairs(gold, rng: np.random.Generator, max_pairs: int, mode: str = "dete
     gold = np.asarray(gold, dtype=np.float64)
     if gold.ndim != 2:
         raise ValueError(f"make_pairs needs gold of shape (B, K), got {gold.shape}")
-    B, K = gold.shape
-    ia, ib = np.triu_indices(K, k=1)
-    b = np.repeat(np.arange(B), len(ia))
-    a, c = np.tile(ia, B), np.tile(ib, B)
-    diff = gold[b, a] - gold[b, c]
+    b, a, c, diff = within_prompt_pairs(gold)
     if mode == "deterministic":
         keep = diff != 0
         b, a, c, diff = b[keep], a[keep], c[keep], diff[keep]

@@ -26,6 +26,7 @@ import torch
 
 from goodhart.progress import console
 from goodhart.runs import atomic_write_text, cache_dir
+from goodhart.scoring import within_prompt_pairs
 
 GOLD_LAYERS = 8  # decoder layers of SmolLM2-135M under the gold head
 GOLD_PROMPTS = 100  # movie openings reserved for the gold (the last ones of the shipped list)
@@ -115,10 +116,7 @@ class LearnedGold:
 def all_pairs(labels: np.ndarray) -> np.ndarray:
     """Every within-prompt comparison with distinct labels, (P, 3) rows [prompt, chosen, rejected] (the
     gold uses them all; reward.make_pairs, above this floor, subsamples and flips for the proxies)."""
-    ia, ib = np.triu_indices(labels.shape[1], k=1)
-    b = np.repeat(np.arange(labels.shape[0]), len(ia))
-    a, c = np.tile(ia, labels.shape[0]), np.tile(ib, labels.shape[0])
-    diff = labels[b, a] - labels[b, c]
+    b, a, c, diff = within_prompt_pairs(labels)
     keep = diff != 0
     b, a, c, wins = b[keep], a[keep], c[keep], diff[keep] > 0
     return np.stack([b, np.where(wins, a, c), np.where(wins, c, a)], axis=1)
