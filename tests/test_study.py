@@ -124,6 +124,19 @@ def test_policy_cells_sweep_the_kl_penalty(tmp_path):
         rl["RL spends more KL than BoN for the same gold"]["verdict"] == "inconclusive"
 
 
+def test_policy_seeds_choose_which_seeds_rms_get_policy_runs():
+    from goodhart.commands.study import grid_cells, policy_cells
+
+    base = ["grid.seeds=[0,1,2]", "grid.data_sizes=[192]", "policy.methods=[rloo]", "policy.kl_penalties=[0,0.1]"]
+    every = load_study_config(world="smoke", overrides=base)
+    assert {p.rm_cell.seed for p in policy_cells(every, grid_cells(every))} == {0, 1, 2}  # default: all seeds
+    one = load_study_config(world="smoke", overrides=base + ["policy.seeds=[1]"])
+    cells = policy_cells(one, grid_cells(one))
+    assert {p.rm_cell.seed for p in cells} == {1} and len(cells) == 2 * len(one.grid.rm_sizes)
+    res = goodhart("study", "--world", "smoke", "--set", "grid.seeds=[0]", "--set", "policy.seeds=[3]")
+    assert_one_line_error(res, "policy.seeds must be values of grid.seeds")
+
+
 def test_bad_study_input_is_one_line(tmp_path):
     res = goodhart("study", "--world", "smoke", "--out", str(tmp_path / "x"), "--set", "grid.data_sizes=[100000]")
     assert_one_line_error(res, "grid.data_sizes goes up to 100000")

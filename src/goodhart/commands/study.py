@@ -87,7 +87,8 @@ def policy_cells(cfg: StudyConfig, cells: list[Cell]) -> list[PolicyCell]:
     p = cfg.policy
     sizes = set(p.rm_sizes or cfg.grid.rm_sizes)
     data = set(p.data_sizes or [max(cfg.grid.data_sizes)])
-    return [PolicyCell(m, b, c) for c in cells if c.rm_size in sizes and c.data_size in data
+    seeds = set(p.seeds or cfg.grid.seeds)
+    return [PolicyCell(m, b, c) for c in cells if c.rm_size in sizes and c.data_size in data and c.seed in seeds
             for m in p.methods for b in p.kl_penalties]
 
 

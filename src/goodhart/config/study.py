@@ -47,6 +47,7 @@ class StudyPolicy(Strict):
     kl_penalties: list[float] = Field([0.0], min_length=1, description="β_KL (RL) or γ (J-BOND) values")
     rm_sizes: list[str] | None = Field(None, description="RM sizes that get policy runs (default: all)")
     data_sizes: list[int] | None = Field(None, description="data sizes that get policy runs (default: the largest)")
+    seeds: list[int] | None = Field(None, description="grid seeds whose RMs get policy runs (default: all)")
     settings: dict = Field({}, description="policy train keys (steps, lr, batch_prompts, …) over the world preset")
 
     @model_validator(mode="after")
@@ -80,6 +81,8 @@ class StudyConfig(WorldStudy):
             raise ValueError(f"policy.rm_sizes names sizes not in grid.rm_sizes: {sorted(unknown)}")
         if not set(self.policy.data_sizes or []) <= set(self.grid.data_sizes):
             raise ValueError("policy.data_sizes must be values of grid.data_sizes")
+        if not set(self.policy.seeds or []) <= set(self.grid.seeds):
+            raise ValueError("policy.seeds must be values of grid.seeds")
         if any(not 0 <= p < 1 for p in self.member_dropouts):
             raise ValueError("member_dropouts must lie in [0, 1)")
         require_hf(self)
