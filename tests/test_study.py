@@ -202,7 +202,7 @@ def test_claims_without_seeds_say_which_rows_need_them(study):
 
 
 def test_claim_rules_by_hand():
-    from goodhart.commands.claims import equivalence, pooled, verdict
+    from goodhart.commands.claims import equivalence, pooled, verdict  # pooled lives in bon.prompt_stats
 
     assert verdict(0.1, 0.5) == "reproduced" and verdict(-0.5, -0.1) == "contradicted"
     assert verdict(-0.1, 0.5) == "inconclusive" and verdict(-0.5, -0.1, direction=-1) == "reproduced"

@@ -11,6 +11,8 @@ from scipy import stats
 from goodhart.errors import GoodhartError
 
 FIT_BOOT = 1000  # default resamples of a fit's prompt bootstrap
+Z95 = 1.959964
+DRAWS = 4000  # draws of the seed-pooling bootstrap
 
 
 def design(form: str, d: np.ndarray) -> np.ndarray:
@@ -126,3 +128,36 @@ def mcnemar_exact(b: int, c: int) -> float:
         raise GoodhartError(f"McNemar needs non-negative integer discordant counts, got b={b}, c={c}")
     n = int(b + c)
     return 1.0 if n == 0 else float(min(1.0, 2 * stats.binom.cdf(min(b, c), n, 0.5)))
+
+
+def interval_sd(lo, hi) -> float:
+    """The sd of a normal whose central 95% interval is [lo, hi] (0 for a missing or infinite bound)."""
+    return max((hi - lo) / (2 * Z95), 0.0) if lo is not None and hi is not None and np.isfinite([lo, hi]).all() else 0.0
+
+
+def pooled(values, lows, highs, seed: int = 0) -> tuple[float, float, float]:
+    """Pool one estimate over seeds (SPEC §11 "Seeds"): (mean over seeds, 95% lo, hi). Each draw resamples
+    the seeds with replacement and draws each picked seed's estimate from a normal matched to that seed's
+    own (prompt-bootstrap) interval, so the interval carries seed-to-seed and prompt-to-prompt variation."""
+    v, sd = np.asarray(values, float), np.array([interval_sd(lo, hi) for lo, hi in zip(lows, highs, strict=True)])
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(v), size=(DRAWS, len(v)))
+    draws = (v[pick] + sd[pick] * rng.standard_normal(pick.shape)).mean(axis=1)
+    return float(v.mean()), float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
+def paired_difference(a, b, stat: str = "last", n_boot: int = FIT_BOOT, seed: int = 0, level: float = 0.95) -> dict:
+    """stat(mean curve of a) − stat(mean curve of b) for two methods measured on the same P prompts
+    (SPEC §11 "Paired differences"): both curves are resampled with the same prompts (resample_means with
+    one seed), so the interval carries only what differs between them. stat: "last" (the value at the
+    last point, e.g. gold at the largest n) or "max" (the peak of each mean curve, chosen inside every
+    resample, so the selection is paid for). a, b: (P, L). Returns {"diff", "diff_lo", "diff_hi"}."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2 or a.shape[0] < 2:
+        raise GoodhartError(f"a paired difference needs two (P, L) curves of one shape, P >= 2; got {a.shape}, {b.shape}")
+    if stat not in ("last", "max"):
+        raise GoodhartError(f"unknown statistic {stat!r} (last or max)")
+    f = (lambda m: m[..., -1]) if stat == "last" else (lambda m: m.max(axis=-1))
+    diff = f(resample_means(a, n_boot, seed, level)) - f(resample_means(b, n_boot, seed, level))
+    lo, hi = percentile_ci(diff, level)
+    return {"diff": float(f(a.mean(axis=0)) - f(b.mean(axis=0))), "diff_lo": lo, "diff_hi": hi}

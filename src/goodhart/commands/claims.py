@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from goodhart.bon.prompt_stats import DRAWS, Z95, interval_sd, pooled
 from goodhart.errors import GoodhartError
 from goodhart.runs import RESULTS, RunDir, atomic_write_text
 
 RULE = ("reproduced: the 95% interval excludes 0 in the claimed direction; contradicted: it excludes 0 in "
         "the other direction; inconclusive: it holds 0; not measured: the study has no rows for it (why is "
         "given). Equivalence claims (marked ≈) are reproduced when the interval lies within ±0.1 gold.")
-Z95 = 1.959964
-DRAWS = 4000
 
 
 def verdict(lo: float, hi: float, direction: int = 1) -> str:
@@ -32,24 +31,11 @@ def equivalence(lo: float, hi: float, margin: float = 0.1) -> str:
     return "reproduced" if -margin < lo and hi < margin else "contradicted" if lo > 0 or hi < 0 else "inconclusive"
 
 
-def _sd(lo, hi) -> float:
-    return max((hi - lo) / (2 * Z95), 0.0) if lo is not None and hi is not None and np.isfinite([lo, hi]).all() else 0.0
-
-
-def pooled(values, lows, highs, seed: int = 0) -> tuple[float, float, float]:
-    """(mean over seeds, 95% lo, hi): seeds resampled with replacement, each drawn from its own interval."""
-    v, sd = np.asarray(values, float), np.array([_sd(lo, hi) for lo, hi in zip(lows, highs, strict=True)])
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(v), size=(DRAWS, len(v)))
-    draws = (v[pick] + sd[pick] * rng.standard_normal(pick.shape)).mean(axis=1)
-    return float(v.mean()), float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
-
-
 def slope(xs, values, lows, highs, seed: int = 0) -> tuple[float, float, float]:
     """Slope of value on log10(x) over the cells, with an interval from drawing every cell from its own
     (seed-pooled) interval and refitting."""
     x = np.log10(np.asarray(xs, float))
-    v, sd = np.asarray(values, float), np.array([_sd(lo, hi) for lo, hi in zip(lows, highs, strict=True)])
+    v, sd = np.asarray(values, float), np.array([interval_sd(lo, hi) for lo, hi in zip(lows, highs, strict=True)])
     draws = np.random.default_rng(seed).standard_normal((DRAWS, len(v))) * sd + v
     fit = np.polyfit(x, draws.T, 1)[0]
     return float(np.polyfit(x, v, 1)[0]), float(np.percentile(fit, 2.5)), float(np.percentile(fit, 97.5))
