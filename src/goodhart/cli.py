@@ -117,9 +117,9 @@ def study(
 
 
 @app.command()
-def claims(study_dir: Annotated[Path, typer.Argument(help="a `goodhart study` directory")]):
-    """One row per claim of the papers the study measured: value, 95% interval, verdict by one stated
-    rule; printed and written to STUDY_DIR/claims.md.
+def claims(study_dir: Annotated[Path, typer.Argument(help="a `goodhart study` or `goodhart rm suite` directory")]):
+    """One row per claim of the papers the study (or RM suite) measured: value, 95% interval or McNemar
+    test, verdict by one stated rule; printed and written to STUDY_DIR/claims.md.
 
     Example: goodhart claims runs/study
     """
@@ -256,15 +256,20 @@ def rm_eval(
 
 
 @config_command(rm_app, "suite", "load_rm_suite_config")
-def rm_suite(cfg, out: Path | None, overwrite: bool):
-    """Members from a shared run → single vs ENS mean / WCO / UWO vs WARM: clean, flipped and OOD
-    accuracy, and Best-of-n gold with each as the proxy (label noise ρ = 0.25 by default).
+def rm_suite(cfg, out: Path | None, overwrite: bool,
+             resume: Annotated[bool, typer.Option(help="continue the suite in --out: finished replicates are "
+                                                      "skipped")] = False):
+    """Members from a shared run → single vs ENS mean / WCO / UWO vs WARM (and independent members):
+    clean, flipped and OOD accuracy with paired McNemar tests, and Best-of-n gold with each as the proxy,
+    for every seed × label noise ρ (0.25 by default), pooled over seeds.
 
-    Example: goodhart rm suite --world smoke --out runs/suite
+    Example: goodhart rm suite --config configs/rm-suite.yaml --out runs/rm-suite   (then goodhart claims runs/rm-suite)
     """
     from goodhart.commands.rm_suite import run_rm_suite
 
-    run_rm_suite(cfg, _default_out(out, f"rm-suite-{cfg.world}"), overwrite=overwrite)
+    if resume and out is None:
+        raise GoodhartError("--resume needs the --out of the suite to continue")
+    run_rm_suite(cfg, _default_out(out, f"rm-suite-{cfg.world}"), overwrite=overwrite, resume=resume)
 
 
 policy_app = _group("policy", "Policy optimisation against a proxy RM: RLOO, REINFORCE, BOND, J-BOND.")

@@ -354,3 +354,42 @@ def save_checkpoint(run: RunDir, name: str, model, tokenizer, card: dict | None 
         shutil.rmtree(target)
     os.replace(tmp, target)
     return target
+
+
+def finished_units(cfg, out: Path, overwrite: bool, resume: bool, may_change: tuple[str, ...], unit_key: str,
+                   done_study: str, what: str = "study") -> dict[str, list[dict]] | None:
+    """Read-only check of `out` for a command made of units (a study's cells, a suite's replicates):
+    None for a new directory, else the rows of finished units by their `unit_key` value.
+
+    A unit is finished when a row with study == `done_study` carries its key (each unit writes that row
+    last); a torn last line from a kill is ignored. Refuses an existing directory without --resume /
+    --overwrite, and a resumed one whose config differs outside `may_change`.
+    """
+    if resume and not overwrite and not (out / CONFIG).exists():
+        raise GoodhartError(f"nothing to resume in {out} (no {what} there); drop --resume to start one")
+    if not (out / CONFIG).exists() or overwrite:
+        return None
+    if not resume:
+        raise GoodhartError(f"{out} already holds a {what}; pass --resume to continue it (finished parts are "
+                            "skipped) or --overwrite to start again")
+    check_resumable(RunDir(out), cfg.model_dump(mode="json"), may_change, type(cfg))
+    results = out / RESULTS
+    if not results.is_file():
+        return {}
+    rows = read_jsonl(results, torn_tail=True)
+    done = {r[unit_key] for r in rows if r.get("study") == done_study}
+    by_unit: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get(unit_key) in done:
+            by_unit.setdefault(r[unit_key], []).append(r)
+    return by_unit
+
+
+def open_units(cfg, out: Path, overwrite: bool, finished: dict | None, may_change: tuple[str, ...]) -> RunDir:
+    """Create the directory, or reopen it keeping exactly the finished units' rows (see finished_units)."""
+    config = cfg.model_dump(mode="json")
+    if finished is None:
+        return RunDir.create(out, config, overwrite=overwrite)
+    run = RunDir.reopen(out, config, may_change=may_change, model=type(cfg))
+    write_jsonl(run.file(RESULTS), [r for rows in finished.values() for r in rows])
+    return run

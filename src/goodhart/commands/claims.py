@@ -12,23 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.bon.prompt_stats import DRAWS, Z95, interval_sd, pooled
+from goodhart.commands.suite_claims import suite_claims
 from goodhart.errors import GoodhartError
+from goodhart.report.verdicts import RULE, equivalence, verdict  # noqa: F401 (RULE: the CLI reads it here)
 from goodhart.runs import RESULTS, RunDir, atomic_write_text
-
-RULE = ("reproduced: the 95% interval excludes 0 in the claimed direction; contradicted: it excludes 0 in "
-        "the other direction; inconclusive: it holds 0; not measured: the study has no rows for it (why is "
-        "given). Equivalence claims (marked ≈) are reproduced when the interval lies within ±0.1 gold.")
-
-
-def verdict(lo: float, hi: float, direction: int = 1) -> str:
-    """The rule for a claim that the quantity is > 0 (direction 1) or < 0 (direction −1)."""
-    lo, hi = (lo, hi) if direction > 0 else (-hi, -lo)
-    return "reproduced" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-
-
-def equivalence(lo: float, hi: float, margin: float = 0.1) -> str:
-    """≈ 0 claims: reproduced inside ±margin; contradicted when the interval excludes 0; else inconclusive."""
-    return "reproduced" if -margin < lo and hi < margin else "contradicted" if lo > 0 or hi < 0 else "inconclusive"
 
 
 def slope(xs, values, lows, highs, seed: int = 0) -> tuple[float, float, float]:
@@ -220,7 +207,7 @@ def penalty_row(claim: str, policy: dict) -> dict:
                 equivalence(widest[1], widest[2]))
 
 
-NOT_YET = [("WARM memorises fewer flipped labels than ENS", "the RM suite's claims (issue 18)"),
+NOT_YET = [("WARM memorises fewer flipped labels than ENS", "run `goodhart claims` on a `goodhart rm suite` dir"),
            ("WARM-trained policy ≥ single-RM policy", "policy runs against WARM (issue 17)"),
            ("J-BOND beats RLOO at small KL", "the policy comparison grid (issue 17)"),
            ("BOND approaches the BoN frontier", "the policy comparison grid (issue 17)")]
@@ -229,8 +216,11 @@ NOT_YET = [("WARM memorises fewer flipped labels than ENS", "the RM suite's clai
 def claims_table(rows: list[dict]) -> list[dict]:
     """Every claim row of a study's results (see the module docstring and RULE)."""
     groups = _cells(rows)
+    if not groups and any(r.get("study") == "rm_suite" for r in rows):
+        return suite_claims(rows)
     if not groups:
-        raise GoodhartError("no Best-of-n study cells of single RMs in the results; is this a `goodhart study` dir?")
+        raise GoodhartError("no Best-of-n study cells of single RMs and no RM suite rows in the results; is this a "
+                            "`goodhart study` or `goodhart rm suite` dir?")
     params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
     out = fall_rows(groups) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
                                                              seeds_row(groups)] + rl_rows(rows)
@@ -248,7 +238,7 @@ def run_claims(study_dir: str | Path) -> tuple[list[dict], Path]:
     """Build the claims table of `study_dir`, write claims.md there; (rows, path)."""
     run = RunDir(study_dir)
     if not run.file(RESULTS).is_file():
-        raise GoodhartError(f"{run.path} has no {RESULTS}; point claims at a `goodhart study` directory")
+        raise GoodhartError(f"{run.path} has no {RESULTS}; point claims at a `goodhart study` or `goodhart rm suite` directory")
     table = claims_table(run.results())
     path = run.file("claims.md")
     atomic_write_text(path, claims_markdown(table))

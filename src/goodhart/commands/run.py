@@ -47,8 +47,9 @@ def split_prompts(prompts: list[str], data, seed: int) -> tuple[list[str], list[
     return chosen[: data.train_prompts], chosen[data.train_prompts :]
 
 
-def start_study(cfg, out: str | Path, overwrite: bool):
-    """Seed, choose the device, load the world, split its prompts, create the run dir, move the policy.
+def start_study(cfg, out: str | Path, overwrite: bool, open_run=None):
+    """Seed, choose the device, load the world, split its prompts, create the run dir (or `open_run()`
+    it, e.g. to resume), move the policy.
 
     Returns (world, device, train_prompts, eval_prompts, run). Nothing is written before the world loads.
     """
@@ -56,7 +57,7 @@ def start_study(cfg, out: str | Path, overwrite: bool):
     device = resolve_device(cfg.device)
     world = load_world(cfg)
     train_prompts, eval_prompts = split_prompts(world.prompts, cfg.data, cfg.seed)
-    run = RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
+    run = open_run() if open_run else RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
     world.policy.to(device)
     return world, device, train_prompts, eval_prompts, run
 

@@ -34,15 +34,7 @@ from goodhart.reward.normalise import standardise
 from goodhart.reward.run import train_ensemble
 from goodhart.reward.train import pair_correct
 from goodhart.reward.warm import weight_average
-from goodhart.runs import (
-    CONFIG,
-    RESULTS,
-    RunDir,
-    check_resumable,
-    read_jsonl,
-    save_checkpoint,
-    write_jsonl,
-)
+from goodhart.runs import CONFIG, RESULTS, RunDir, finished_units, open_units, read_jsonl, save_checkpoint
 from goodhart.sampling.pool import policy_pool
 
 ORACLE = "oracle"
@@ -274,43 +266,6 @@ def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: l
     return rows, f"peak gold {summary['peak_gold']:.2f} at KL {summary['peak_kl']:.2f}, final KL {rows[-2]['kl']:.2f}"
 
 
-def finished_cells(cfg: StudyConfig, out: Path, overwrite: bool, resume: bool) -> dict[str, list[dict]] | None:
-    """Read-only check of `out`: None for a new study, else the rows of finished cells by cell id.
-
-    Only rows of finished cells count (a cell's rows end with its study_cell rows); a torn last line
-    from a kill is ignored. Refuses an existing study without --resume / --overwrite, and a resumed
-    one whose config differs outside `grid` and `policy`.
-    """
-    if resume and not overwrite and not (out / CONFIG).exists():
-        raise GoodhartError(f"nothing to resume in {out} (no study there); drop --resume to start one")
-    if not (out / CONFIG).exists() or overwrite:
-        return None
-    if not resume:
-        raise GoodhartError(f"{out} already holds a study; pass --resume to continue it (finished cells are "
-                            "skipped) or --overwrite to start again")
-    check_resumable(RunDir(out), cfg.model_dump(mode="json"), MAY_CHANGE, type(cfg))
-    results = out / RESULTS
-    if not results.is_file():
-        return {}
-    rows = read_jsonl(results, torn_tail=True)
-    done = {r["cell"] for r in rows if r.get("study") == "study_cell"}
-    by_cell: dict[str, list[dict]] = {}
-    for r in rows:
-        if r.get("cell") in done:
-            by_cell.setdefault(r["cell"], []).append(r)
-    return by_cell
-
-
-def open_study(cfg: StudyConfig, out: Path, overwrite: bool, finished: dict | None) -> RunDir:
-    """Create the study directory, or reopen it keeping exactly the finished cells' rows."""
-    config = cfg.model_dump(mode="json")
-    if finished is None:
-        return RunDir.create(out, config, overwrite=overwrite)
-    run = RunDir.reopen(out, config, may_change=MAY_CHANGE, model=type(cfg))
-    write_jsonl(run.file(RESULTS), [r for rows in finished.values() for r in rows])
-    return run
-
-
 def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
     """Run (or continue) the study into `out`; returns its path. See the module docstring."""
     from goodhart.report import build_report
@@ -320,11 +275,11 @@ def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume
     pcells = policy_cells(cfg, cells)
     for pcell in pcells:  # policy settings are checked before any cell runs, not when their turn comes
         policy_cell_config(cfg, pcell, "-")
-    previous = finished_cells(cfg, Path(out), overwrite, resume)
+    previous = finished_units(cfg, Path(out), overwrite, resume, MAY_CHANGE, "cell", "study_cell")
     finished = dict(previous or {})
     todo = [c for c in [ORACLE, *cells, *pcells] if (c if isinstance(c, str) else c.id) not in finished]
     pools = prepare(cfg) if todo else None  # bad settings fail here, before the directory is touched
-    run = open_study(cfg, Path(out), overwrite, previous)
+    run = open_units(cfg, Path(out), overwrite, previous, MAY_CHANGE)
     console.print(f"[bold]goodhart study[/] world={cfg.world}: {len(cells)} RM cells, {len(pcells)} policy cells, "
                   f"{len(cells) + len(pcells) + 1 - len(todo)} done already → {run.path}")
     if todo:

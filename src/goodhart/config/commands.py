@@ -16,6 +16,7 @@ from goodhart.config.base import (
     WorldStudy,
     require_hf,
 )
+from goodhart.config.study import RMSizeSpec
 
 
 class RunConfig(WorldStudy):
@@ -90,9 +91,22 @@ class RMSuiteConfig(WorldStudy):
     ood_prompts: int = Field(30, ge=0, description="prompts from the world's OOD domain (0: skip OOD)")
     ood_samples_per_prompt: int = Field(6, ge=2, description="samples per OOD prompt (pairs within a prompt)")
     bon: BoNConfig = Field(BoNConfig(bootstrap=0), description="Best-of-n of each aggregate on the pool")
+    seeds: list[int] | None = Field(None, min_length=1, description="replicates: each seed draws its own "
+                                    "comparisons, shared run and members (default: [seed])")
+    noise_levels: list[float] | None = Field(None, min_length=1, description="label-noise levels ρ, the whole "
+                                             "suite at each (default: [rm.label_noise])")
+    rm_size: RMSizeSpec = Field(RMSizeSpec(), description="the members' size cut from the world's backbone "
+                                "(reward/family.py; default: the whole backbone); its lr trains the shared run")
+    independent: int = Field(2, ge=0, le=8, description="members trained independently from the pretrained "
+                             "backbone (own head init and data order, Coste et al.): their ENS and their weight "
+                             "average (WARM's stated limit); 0 skips them")
 
     @model_validator(mode="after")
     def _check(self):
+        if any(not 0 <= r < 0.5 for r in self.noise_levels or []):
+            raise ValueError(f"noise_levels must lie in [0, 0.5), got {self.noise_levels}")
+        if self.independent == 1:
+            raise ValueError("independent must be 0 (skip) or >= 2 (an ensemble and a weight average need two)")
         if max(self.warm_sizes) > self.members or min(self.warm_sizes) < 2:
             raise ValueError(f"warm_sizes must lie in [2, members = {self.members}], got {self.warm_sizes}")
         if any(lr <= 0 for lr in self.member_lrs) or any(not 0 <= p < 1 for p in self.member_dropouts):
@@ -101,6 +115,10 @@ class RMSuiteConfig(WorldStudy):
             raise ValueError("bon.ns goes beyond the pool size data.eval_samples_per_prompt")
         require_hf(self)
         return self
+
+    def replicates(self) -> list[tuple[float, int]]:
+        """(ρ, seed) of every replicate, in run order."""
+        return [(r, s) for r in (self.noise_levels or [self.rm.label_noise]) for s in (self.seeds or [self.seed])]
 
 
 # settings that only some policy methods read (SPEC §7–§9): set to a non-default value for another

@@ -7,7 +7,8 @@ from pathlib import Path
 from goodhart.errors import GoodhartError
 from goodhart.report.figures import STYLE, img_tag, save_figure
 from goodhart.report.plots import plot_bon, plot_policy, plot_suite_accuracy
-from goodhart.report.tables import curve_lines, suite_table
+from goodhart.report.suite_tables import pooled_suite, suite_markdown
+from goodhart.report.tables import curve_lines
 from goodhart.runs import RESULTS, RunDir, atomic_write_text
 
 
@@ -28,15 +29,27 @@ def _key_rows(rows: list[dict]) -> list[tuple[str, dict]]:
     return [(label, r) for i, (label, r) in enumerate(picks) if r not in [p for _, p in picks[:i]]]
 
 
-def _suite_section(run: RunDir, suite: list[dict]) -> str:
-    fig = plot_suite_accuracy(suite)
-    png = save_figure(run.path, "rm_accuracy", fig)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|")) + "</tr>"
-        for i, line in enumerate(suite_table(suite).splitlines()) if i != 1
-    )
-    return (f"<h2>Reward models: members, ensembles, WARM (label noise ρ = {suite[0].get('label_noise')})</h2>"
-            f"<table>{body}</table>{img_tag(png, 'RM accuracies')}")
+def markdown_tables_html(text: str) -> str:
+    """The suite's markdown (### headings and | tables) as HTML."""
+    out, table = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|- "):
+                table.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|")) + "</tr>")
+            continue
+        if table:
+            out.append(f"<table>{''.join(table)}</table>")
+            table = []
+        if line.startswith("### "):
+            out.append(f"<h3>{html.escape(line[4:])}</h3>")
+    return "".join(out)
+
+
+def _suite_section(run: RunDir, all_rows: list[dict]) -> str:
+    pooled = pooled_suite(all_rows)
+    png = save_figure(run.path, "rm_accuracy", plot_suite_accuracy(pooled))
+    return ("<h2>Reward models: members, ensembles, WARM (pooled over seeds)</h2>"
+            f"{markdown_tables_html(suite_markdown(all_rows))}{img_tag(png, 'RM accuracies')}")
 
 
 def _policy_report(run: RunDir, rows: list[dict]) -> Path:
@@ -109,10 +122,13 @@ def build_report(run_dir: str | Path) -> Path:
     missing = [k for k in ("reward_model", "n", "d", "gold", "proxy") if any(k not in r for r in rows)]
     if missing:
         raise GoodhartError(f"{run.path / RESULTS} rows lack the column(s) {', '.join(missing)}")
+    suite = [r for r in all_rows if r.get("study") == "rm_suite"]
+    if suite:  # one replicate's curves on the plot: the first seed at the largest label noise
+        rho, seed = max(r["label_noise"] for r in suite), min(r["seed"] for r in suite)
+        rows = [r for r in rows if r.get("label_noise", rho) == rho and r.get("seed", seed) == seed]
     fig = plot_bon(rows)
     png = save_figure(run.path, "bon", fig)
-    suite = [r for r in all_rows if r.get("study") == "rm_suite"]
-    suite_html = _suite_section(run, suite) if suite else ""
+    suite_html = _suite_section(run, all_rows) if suite else ""
 
     top = next((r for r in rows if r["reward_model"] == "proxy"), rows[0])
     facts = _facts(rows, top)

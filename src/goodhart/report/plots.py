@@ -1,5 +1,6 @@
 """Plot functions: results rows in, matplotlib Figure out (no training, no saving)."""
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from goodhart.errors import GoodhartError
@@ -77,20 +78,25 @@ def _plot_many(ax, fig, bon: list[dict], selectors: list[str]) -> Figure:
     return _finish(ax, bon, "gold reward of the proxy's pick (normalised)")
 
 
-def plot_suite_accuracy(rows: list[dict]) -> Figure:
-    """Grouped bars: clean accuracy, agreement with flipped labels (memorisation), OOD accuracy per RM."""
-    fig = Figure(figsize=(9, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    names = [r["reward_model"] for r in rows]
-    for j, (key, label) in enumerate((("clean_acc", "clean held-out"), ("flipped_memorised", "flipped train (↓ better)"),
-                                      ("ood_acc", "OOD"))):
-        xs = [i + (j - 1) * 0.27 for i in range(len(rows))]
-        ax.bar(xs, [float("nan") if r.get(key) is None else r[key] for r in rows], width=0.27, label=label)
-    ax.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=8)
-    ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
-    ax.set_ylabel("pairwise accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+def plot_suite_accuracy(pooled: dict[float, list[dict]]) -> Figure:
+    """Grouped bars per reward model, one panel per label noise ρ: clean accuracy, agreement with flipped
+    labels (memorisation), OOD accuracy; means over seeds with their t intervals (report.suite_tables)."""
+    fig = Figure(figsize=(9, 4.2 * len(pooled)), layout="constrained")
+    for k, (rho, recs) in enumerate(pooled.items()):
+        ax = fig.add_subplot(len(pooled), 1, k + 1)
+        for j, (key, label) in enumerate((("clean_acc", "clean held-out"), ("flipped_memorised", "flipped train (↓ better)"),
+                                          ("ood_acc", "OOD"))):
+            xs = np.arange(len(recs)) + (j - 1) * 0.27
+            mean = np.array([r[key][0] for r in recs], dtype=float)
+            lo = np.array([np.nan if r[key][1] is None else r[key][1] for r in recs], dtype=float)
+            hi = np.array([np.nan if r[key][2] is None else r[key][2] for r in recs], dtype=float)
+            ax.bar(xs, mean, width=0.27, label=label, yerr=[mean - lo, hi - mean], capsize=2)
+        ax.set_xticks(range(len(recs)), [r["reward_model"] for r in recs], rotation=45, ha="right", fontsize=8)
+        ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+        ax.set_ylabel("pairwise accuracy")
+        ax.set_title(f"label noise ρ = {rho:g}", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
     return fig
 
 
