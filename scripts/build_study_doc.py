@@ -96,6 +96,9 @@ def plot_pooled(cells: list[dict]) -> Figure:
             if c["chance_p"] >= 0.05:
                 axes[2].plot([c["data"]], [c["peak"][0]], "o", color="white", mec=f"C{i}", ms=7, zorder=5)
     axes[2].set(xscale="log", xlabel="training comparisons", ylabel="peak gold (normalised)")
+    datas = sorted(by_data)
+    axes[2].set_xticks(datas, [str(d) for d in datas])
+    axes[2].minorticks_off()
     axes[2].legend(fontsize=7, title="RM size", title_fontsize=7)
     for ax in axes:
         ax.grid(alpha=0.3)

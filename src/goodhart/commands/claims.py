@@ -224,7 +224,7 @@ def claims_table(rows: list[dict]) -> list[dict]:
     params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
     out = fall_rows(groups) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
                                                              seeds_row(groups)] + rl_rows(rows)
-    return out + [_row(c, f"not in `goodhart study` yet: {why}", "not measured") for c, why in NOT_YET]
+    return out + [_row(c, f"not measured by `goodhart study`: {why}", "not measured") for c, why in NOT_YET]
 
 
 def claims_markdown(table: list[dict]) -> str:
