@@ -16,7 +16,11 @@ reference (012ec05, the statistics rewrite) has no `run` entry since issue 16's 
 `run` on purpose and no AVX-512 machine was at hand to rewrite it; the AVX2 one was written after
 issue 16; its six other commands differ from the AVX-512 reference only by that rounding (RM margins
 ~1e-5 relative; the J-BOND anchor's proxy reward by 2% and a stopping fit by 1%, after training
-amplified it), not by any change of code path. Timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out: they
+amplified it), not by any change of code path. Issue 18 changed `rm suite` on purpose (replicates, the
+independent members, McNemar and paired Best-of-n rows, new columns, the pooled table): before its AVX2
+entry was rewritten, the suite run with `independent=0` was checked to give every field of every old row
+(6 summary rows, 96 curve rows) equal to the old reference to the bit; the AVX-512 reference has no
+`rm suite` entry since then. Timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out: they
 differ run to run. Rewrite the reference only for a change that is meant to change results, and say so
 in the commit message.
 """
