@@ -14,7 +14,7 @@ SRC = Path(__file__).parents[1] / "src" / "goodhart"
 # lower floors, or from itself. Math and config at the bottom; the commands' work (commands/) and the CLI on top.
 FLOORS = [
     {"errors", "progress"},
-    {"sinks", "bon", "config"},
+    {"sinks", "bon", "config", "pairs"},  # pairs: within-prompt pair enumeration (numpy only)
     {"runs"},  # the run directory: results, metrics, atomic writes (reads torchrun's env without dist)
     {"dist"},  # torchrun ranks, sharding, gathering, model wrapping
     {"device", "scoring"},  # device and precision; scoring text with a sequence-classification model

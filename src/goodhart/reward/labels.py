@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.special import expit
 
-from goodhart.scoring import within_prompt_pairs
+from goodhart.pairs import within_prompt_pairs
 
 
 def make_pairs(gold, rng: np.random.Generator, max_pairs: int, mode: str = "deterministic",

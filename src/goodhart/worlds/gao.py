@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from goodhart.pairs import within_prompt_pairs
 from goodhart.progress import console
 from goodhart.runs import atomic_write_text, cache_dir
-from goodhart.scoring import within_prompt_pairs
 
 GOLD_LAYERS = 8  # decoder layers of SmolLM2-135M under the gold head
 GOLD_PROMPTS = 100  # movie openings reserved for the gold (the last ones of the shipped list)
