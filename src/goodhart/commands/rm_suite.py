@@ -243,7 +243,7 @@ def run_rm_suite(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
         t = time.perf_counter()
         rid = replicate_id(rho, seed)
         new = [r | {"replicate": rid} for r in replicate(ctx, cfg, run, rho, seed)]
-        run.append_results(new + [{"study": "rm_suite_done", "replicate": rid, "seconds": time.perf_counter() - t}])
+        run.append_results(new + [{"study": "rm_suite_done", "replicate": rid, "replicate_s": time.perf_counter() - t}])
         rows += new
         console.print(f"replicate ρ = {rho:g}, seed {seed}: {time.perf_counter() - t:.0f} s")
     table = suite_markdown(rows)
