@@ -1,12 +1,15 @@
-"""Write the measured part of a study's docs page from the study directory alone.
+"""Write the measured part of a study's (or an RM suite's) docs page from its run directory alone.
 
     python scripts/build_study_doc.py runs/study-gao --page docs/study.md --img docs/img --prefix study-gao
+    python scripts/build_study_doc.py runs/rm-suite --page docs/rm_suite.md --img docs/img --prefix rm-suite
 
 Everything below the marker line of PAGE is replaced (the hand-written setup above it is kept; a page
 without the marker gets one at its end): the claims table of `goodhart claims` with its rule, a table of
 every RM size × data size pooled over seeds (the same pooling as the claims: seeds resampled, each drawn
 from its own prompt-bootstrap interval), the per-seed values, the time the study took, and small PNG
 figures written to IMG/<prefix>_*.png. No sentence in the generated part says more than a table row.
+For a `goodhart rm suite` directory: the setup (from its config.yaml and rows), the claims table, the
+tables pooled over seeds (accuracies, McNemar tests, paired Best-of-n differences), three figures and the time.
 """
 
 import argparse
@@ -17,11 +20,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import yaml
 from matplotlib.figure import Figure
 
 from goodhart.commands.claims import _cells, _fit_key, _pool_key, claims_markdown, claims_table
 from goodhart.errors import GoodhartError
+from goodhart.report.plots import plot_bon, plot_suite_accuracy
 from goodhart.report.study_plots import plot_gao
+from goodhart.report.suite_tables import pooled_bon_diffs, pooled_suite, suite_markdown
 from goodhart.runs import RunDir, atomic_write_bytes, atomic_write_text, read_jsonl
 
 MARKER = "<!-- everything below is written by scripts/build_study_doc.py from the study's results; do not edit -->"
@@ -67,10 +73,10 @@ def seed_table(cells: list[dict]) -> list[str]:
                     for c in cells]
 
 
-def _errorbar(ax, xs, ests, **kw):
+def _errorbar(ax, xs, ests, fmt: str = "o-", **kw):
     y = np.array([e[0] for e in ests])
     err = [y - [e[1] for e in ests], [e[2] for e in ests] - y]
-    ax.errorbar(xs, y, yerr=err, fmt="o-", capsize=3, **kw)
+    ax.errorbar(xs, y, yerr=err, fmt=fmt, capsize=3, **kw)
 
 
 def plot_pooled(cells: list[dict]) -> Figure:
@@ -120,9 +126,88 @@ def _time(run: RunDir, rows: list[dict]) -> str:
             f"and bootstrap), of which {train / 60:.0f} min training RMs.")
 
 
+def _suite_setup(run: RunDir, rows: list[dict]) -> list[str]:
+    """The suite's setup, read from the config.yaml it ran with and from its rows (never typed by hand)."""
+    cfg = yaml.safe_load(run.file("config.yaml").read_text())
+    suite = [r for r in rows if r.get("study") == "rm_suite" and r["kind"] == "member"]
+    tests = [r for r in rows if r.get("study") == "rm_suite_test" and r.get("b") == "average member"]
+    pairs = {k: sorted({t["pairs"] for t in tests if t["set"] == k}) for k in ("val", "ood")}
+    d, size = cfg["data"], cfg.get("rm_size") or {}
+    flips = sorted({(r["label_noise"], r["flipped_pairs"], r["train_pairs"]) for r in suite})
+    return [
+        f"- world `{cfg['world']}`; seeds {', '.join(map(str, cfg['seeds']))} (each draws its comparisons, its "
+        f"shared run, members and independent members); label noise ρ ∈ {{{', '.join(format(x, 'g') for x in cfg['noise_levels'])}}}",
+        f"- training comparisons: within-prompt pairs of {d['train_prompts']} prompts × {d['train_samples_per_prompt']} "
+        f"policy samples, gold-labelled, at most {cfg['rm']['max_pairs']}; flipped/train per ρ: "
+        + "; ".join(f"ρ {r:g}: {f}/{t}" for r, f, t in dict.fromkeys(flips)),
+        f"- clean validation pairs per replicate: {', '.join(map(str, pairs['val']))}; OOD pairs ({cfg.get('ood_prompts')} "
+        f"held-out-domain prompts): {', '.join(map(str, pairs['ood'])) or 'none'}",
+        f"- Best-of-n pool: {d['eval_prompts']} prompts × {d['eval_samples_per_prompt']} samples, shared by every "
+        f"replicate; {cfg['bon']['bootstrap']} prompt-bootstrap resamples",
+        f"- members: {cfg['members']} per replicate ({', '.join(f'{k} {v}' for k, v in size.items() if v is not None) or 'the full backbone'}), fine-tuned "
+        f"{cfg['member_epochs']} epoch(s) from the {cfg['rm']['epochs']}-epoch shared run's checkpoints with lr "
+        f"{cfg['member_lrs']} and dropout {cfg['member_dropouts']}; aggregates of the first M ∈ {cfg['warm_sizes']}; "
+        f"{cfg.get('independent', 0)} independent members (own head init and data order, no shared run)",
+    ]
+
+
+def plot_suite_bon(rows: list[dict]) -> Figure:
+    """Per ρ: Best-of-n gold at each RM's peak (seed-pooled 95% intervals) and the paired differences."""
+    pooled, diffs = pooled_suite(rows), pooled_bon_diffs(rows)
+    fig = Figure(figsize=(11, 3.6 * len(pooled)), layout="constrained")
+    axes = fig.subplots(len(pooled), 2, squeeze=False, width_ratios=[2.2, 1])
+    for (ax, dx), (rho, recs) in zip(axes, pooled.items(), strict=True):
+        ests = [r["bon"] for r in recs]
+        _errorbar(ax, np.arange(len(recs)), [(e[0], e[1] if e[1] is not None else e[0], e[2] if e[2] is not None
+                                              else e[0]) for e in ests], fmt="o", color="C0")
+        ax.set_xticks(range(len(recs)), [r["reward_model"] for r in recs], rotation=45, ha="right", fontsize=8)
+        ax.set(ylabel="gold at its peak (normalised)", title=f"Best-of-n, ρ = {rho:g}")
+        mine = [d for d in diffs if d["label_noise"] == rho]
+        _errorbar(dx, np.arange(len(mine)), [d["diff"] for d in mine], fmt="o", color="C1")
+        dx.set_xticks(range(len(mine)), [f"{d['a']} − {d['b']} ({'peak' if d['stat'] == 'max' else 'max n'})"
+                                         for d in mine], rotation=45, ha="right", fontsize=8)
+        dx.axhline(0, color="0.5", lw=0.8)
+        dx.set(ylabel="paired gold difference", title="same prompts, paired")
+        for a in (ax, dx):
+            a.grid(alpha=0.3)
+    return fig
+
+
+def suite_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel: str) -> str:
+    claims = claims_table(rows)
+    suite = [r for r in rows if r.get("study") == "rm_suite"]
+    rho, seed = max(r["label_noise"] for r in suite), min(r["seed"] for r in suite)
+    img.mkdir(parents=True, exist_ok=True)
+    _png(plot_suite_accuracy(pooled_suite(rows)), img / f"{prefix}_accuracy.png")
+    _png(plot_suite_bon(rows), img / f"{prefix}_bon.png")
+    _png(plot_bon([r for r in rows if r.get("method") == "bon" and r.get("label_noise") == rho and r.get("seed") == seed]),
+         img / f"{prefix}_curves.png")
+    done = [r for r in rows if r.get("study") == "rm_suite_done"]
+    metrics = read_jsonl(run.file("metrics.jsonl")) if run.file("metrics.jsonl").is_file() else []
+    total = sum(m.get("time/total_s", 0) for m in metrics if m.get("phase") == "summary")
+    reps = ", ".join(f"{r['replicate']} {r['replicate_s'] / 60:.1f}" for r in done)
+    out = [MARKER, "", "## Setup (from the run's config.yaml and rows)", ""] + _suite_setup(run, rows)
+    out += ["", "#" + claims_markdown(claims).rstrip(), "", "## Pooled over seeds", "",
+            "Accuracies: mean over seeds with a 95% t interval over seeds; Best-of-n: seeds pooled with each seed's "
+            "prompt-bootstrap interval (SPEC §11); *average member*: the members' mean per seed; *best single*: the "
+            "member with the best clean validation accuracy, picked on those same pairs (optimistic).", "",
+            suite_markdown(rows).rstrip(), "", "## Figures", "",
+            f"![accuracies]({rel}/{prefix}_accuracy.png)", "",
+            "Clean, flipped (agreement with the wrong label, lower is better) and OOD accuracy per reward model, "
+            "mean over seeds with t intervals.", "", f"![Best-of-n]({rel}/{prefix}_bon.png)", "",
+            "Left: Best-of-n gold at each RM's own peak, seed-pooled 95% intervals; right: the paired differences "
+            "of the table above.", "", f"![curves]({rel}/{prefix}_curves.png)", "",
+            f"Best-of-n gold against d for every RM of one replicate (ρ = {rho:g}, seed {seed}; members grey).", "",
+            "## Time", "", f"{total / 60:.0f} min in `goodhart rm suite` (summed over invocations); replicates "
+            f"{reps} min.", ""]
+    return "\n".join(out)
+
+
 def generated(study: Path, img: Path, prefix: str, rel: str) -> str:
     run = RunDir(study)
     rows = run.results()
+    if not any(r.get("study") == "study_cell" for r in rows) and any(r.get("study") == "rm_suite" for r in rows):
+        return suite_generated(run, rows, img, prefix, rel)
     claims = claims_table(rows)  # refuses a directory without study cells before anything is written
     cells = pooled_cells(_cells(rows))
     img.mkdir(parents=True, exist_ok=True)

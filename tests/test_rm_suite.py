@@ -2,6 +2,9 @@
 UWO, WARM, independent members, flipped and OOD checks, pooled tables, McNemar tests, claims."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,6 +91,31 @@ def test_claims_on_a_suite_give_every_row_a_verdict(suite):
             "WARM's Best-of-n gold ≥ ENS's (ρ = 0.25)", "ENS better on clean labels than WARM (ρ = 0)"} <= set(claims)
     assert all(any(f"**{v}**" in line for v in ("reproduced", "contradicted", "inconclusive")) for line in lines)
     assert "McNemar p" in claims["WARM better OOD than ENS (ρ = 0.25)"]
+
+
+DOC_SCRIPT = Path(__file__).parents[1] / "scripts" / "build_study_doc.py"
+
+
+def test_suite_doc_is_generated_from_the_suite_dir(suite, tmp_path):
+    """docs/rm_suite.md's generated part: setup from the run's config, the claims rows of `goodhart claims`,
+    the pooled tables, three PNGs; regenerating replaces it."""
+    page, img = tmp_path / "rm_suite.md", tmp_path / "img"
+    page.write_text("# RM suite\n\nhand-written\n")
+    cmd = [sys.executable, str(DOC_SCRIPT), str(suite), "--page", str(page), "--img", str(img), "--prefix", "rs"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    text = page.read_text()
+    assert text.startswith("# RM suite\n\nhand-written")
+    assert "- world `smoke`; seeds 0, 1" in text and "ρ 0.25: " in text and "4 prompts × 32 samples" in text
+    assert goodhart("claims", str(suite)).returncode == 0
+    claims = [line for line in (suite / "claims.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(claims) >= 12 and all(line in text for line in claims)
+    assert "### Label noise ρ = 0.25 (2 seeds)" in text and "| warm_M4 | " in text and "McNemar" in text
+    for name in ("rs_accuracy.png", "rs_bon.png", "rs_curves.png"):
+        assert f"](img/{name})" in text and (img / name).read_bytes()[:4] == b"\x89PNG"
+        assert (img / name).stat().st_size < 300_000
+    assert "rho0.25-s1" in text.split("## Time")[1]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0 and page.read_text() == text
 
 
 def test_bad_suite_settings_are_one_line(tmp_path):
