@@ -76,14 +76,36 @@ def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
     from goodhart.config import load_policy_pareto_config
 
     cfg = load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "steps=4", "eval_every=2",
-                                                              "rl_betas=[0, 0.5]"])
+                                                              "rl_betas=[0, 0.5]", "bond_divergences=[forward]",
+                                                              "reference_samples=16", "bon_bootstrap=50"])
     out = run_pareto(cfg, tmp_path / "p")
     rows = [json.loads(line) for line in open(out / "results.jsonl")]
-    assert {(r["method"], r["beta_kl"]) for r in rows} == {("rloo", 0.0), ("rloo", 0.5), ("jbond", 0.0)}
-    assert len(rows) == 9 and (out / "plots" / "policy.png").is_file()
+    policy = [r for r in rows if r["method"] != "bon"]
+    assert {r["run"] for r in policy} == {"rloo-beta0", "rloo-beta0.5", "jbond-beta0", "bond-forward"}
+    assert len(policy) == 12 and (out / "plots" / "policy.png").is_file()
+    assert "bond_divergence: forward" in (out / "bond-forward" / "config.yaml").read_text()
+    # one normalisation for every method's rows: the reference pool's (16 eval prompts × 16 initial samples)
+    norm = json.loads((out / "reference.json").read_text())["norm"]
+    consts = {(r["gold_shift"], r["gold_scale"], r["proxy_shift"], r["proxy_scale"], r["norm_from"]) for r in rows}
+    assert consts == {(*norm["gold"], *norm["proxy"], "reference pool")}
+    bon = sorted((r for r in rows if r["method"] == "bon"), key=lambda r: r["n"])
+    assert [r["n"] for r in bon][0] == 1 and bon[-1]["n"] == 16 and bon[-1]["proxy"] > bon[0]["proxy"]
+    assert bon[0]["gold"] == pytest.approx(0, abs=1e-9) and bon[0]["proxy"] == pytest.approx(0, abs=1e-9)
+    for r in policy:  # intervals over evaluation prompts around every measured point
+        assert r["gold_lo"] <= r["gold"] <= r["gold_hi"] and r["proxy_lo"] <= r["proxy"] <= r["proxy_hi"]
+    start = [r for r in policy if r["step"] == 0]  # the initial policy, scored in the reference's units
+    assert len(start) == 4 and max(abs(r["gold"]) for r in start) < 1.0
     mtime = (out / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns
     run_pareto(cfg, tmp_path / "p")
     assert (out / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_policy_train_normalises_on_its_first_evaluation_without_a_reference(rm, tmp_path):
+    results, _ = _train(rm, tmp_path / "run", "method=rloo", "steps=2", "eval_every=1")
+    first = results[0]
+    assert first["gold"] == pytest.approx(0, abs=1e-9) and first["norm_from"] == "first evaluation"
+    assert {(r["gold_shift"], r["gold_scale"]) for r in results} == {(first["gold_shift"], first["gold_scale"])}
+    assert first["gold_lo"] < 0 < first["gold_hi"]
 
 
 def test_resume_before_the_first_checkpoint_restarts_cleanly(rm, tmp_path):
@@ -109,3 +131,17 @@ def test_resume_before_the_first_checkpoint_restarts_cleanly(rm, tmp_path):
 
         (out / "checkpoint.pt").unlink(missing_ok=True)
         train_policy(train_policy_cfg, out, resume=True)
+
+
+def test_pareto_config_refuses_an_empty_grid_and_a_hand_set_norm(rm):
+    from goodhart.config import load_policy_pareto_config
+    from goodhart.errors import GoodhartError
+
+    with pytest.raises(GoodhartError, match="the grid is empty"):
+        load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "rl_betas=[]", "jbond_gammas=[]"])
+    with pytest.raises(GoodhartError, match="norm is set by policy pareto"):
+        load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "norm.gold=[0,1]",
+                                                            "norm.proxy=[0,1]"])
+    names = [n for n, _ in load_policy_pareto_config(world="smoke", overrides=[
+        f"reward_model={rm}", "rl_betas=[0]", "jbond_gammas=[]", "bond_divergences=[forward,backward,jeffreys]"]).runs()]
+    assert names == ["rloo-beta0", "bond-forward", "bond-backward", "bond-jeffreys"]

@@ -1,15 +1,29 @@
-"""`goodhart policy pareto`: RLOO at several β_KL and J-BOND as separate `policy train` runs, then one
-results table and one gold/proxy-vs-sqrt(KL) plot (SPEC §8–§9). Finished sub-runs are skipped and an
-interrupted one resumes from its checkpoint, so rerunning the command continues the sweep."""
+"""`goodhart policy pareto`: RLOO at several β_KL, J-BOND and BOND as separate `policy train` runs on one
+axis (SPEC §8–§9; issue 17). First a reference pool — reference_samples initial-policy samples per
+evaluation prompt — gives the one gold and one proxy normalisation every run's rows use, and the
+Best-of-n curve on the same prompts and units; then one results table and one gold-vs-d / gold-vs-proxy
+figure. Finished sub-runs are skipped and an interrupted one resumes from its checkpoint, so rerunning the
+command continues the sweep; the reference pool comes from the sample cache."""
 
+import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
+from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
 from goodhart.commands.policy_train import run_policy
-from goodhart.policy.train import STATE
+from goodhart.config.commands import Norm
+from goodhart.errors import GoodhartError
+from goodhart.policy.train import STATE, split_policy_prompts
 from goodhart.progress import console
+from goodhart.reward.ensemble import aggregate
+from goodhart.reward.load import load_reward_model
+from goodhart.reward.normalise import normalisation
 from goodhart.runs import CONFIG, RESULTS, RunDir, atomic_write_text, read_jsonl, write_jsonl
+from goodhart.sampling.pool import policy_pool
+
+REFERENCE = "reference.json"
 
 
 def _finished(run: Path, steps: int) -> bool:
@@ -18,21 +32,55 @@ def _finished(run: Path, steps: int) -> bool:
     return any(r.get("step") == steps for r in read_jsonl(run / RESULTS))
 
 
+def reference(cfg, out: Path) -> tuple[Norm, list[dict]]:
+    """The shared reference: the initial policy's samples on the evaluation prompts of every run (the same
+    seeded split), their gold and proxy normalisation, and the Best-of-n rows (KL bound, prompt bands)."""
+    from goodhart.worlds import load_world
+
+    world = load_world(cfg)
+    prompts, _ = split_policy_prompts(cfg, world)
+    comps, gold = policy_pool(world, prompts, cfg.reference_samples, cfg.sampling, cfg.seed + 4, "reference pool")
+    rm = load_reward_model(cfg.reward_model)
+    flat = [p for p in prompts for _ in range(comps.shape[1])]
+    proxy = aggregate(rm.member_scores(flat, list(comps.ravel())), rm.method, rm.lam).reshape(gold.shape)
+    norm = Norm(gold=normalisation(gold), proxy=normalisation(proxy))
+    g, p = (gold - norm.gold[0]) / norm.gold[1], (proxy - norm.proxy[0]) / norm.proxy[1]
+    curve = bon_curve(p, g, p, resolve_ns(None, g.shape[1]), cfg.bon_bootstrap, cfg.seed)
+    common = {"study": "policy", "method": "bon", "reward_model": Path(cfg.reward_model).name, "world": world.name,
+              "beta_kl": 0.0, "seed": cfg.seed, "gold_shift": norm.gold[0], "gold_scale": norm.gold[1],
+              "proxy_shift": norm.proxy[0], "proxy_scale": norm.proxy[1], "norm_from": "reference pool",
+              "reference_samples": int(g.size)}
+    rows = [common | {k: pt[k] for k in POINT_KEYS} for pt in curve["points"]]
+    atomic_write_text(out / REFERENCE, json.dumps({"norm": norm.model_dump(mode="json"), "prompts": len(prompts),
+                                                   "samples_per_prompt": int(g.shape[1])}, indent=1))
+    console.print(f"reference pool: {len(prompts)} prompts × {g.shape[1]} initial-policy samples; gold "
+                  f"(g − {norm.gold[0]:.4f}) / {norm.gold[1]:.4f}, proxy (r − {norm.proxy[0]:.4f}) / {norm.proxy[1]:.4f}")
+    return norm, rows
+
+
 def run_pareto(cfg, out: str | Path) -> Path:
-    """Run every grid cell of a PolicyParetoConfig under out/<method>-beta<β>/ and merge their rows."""
+    """Run every grid cell of a PolicyParetoConfig under out/<name>/ with the reference's normalisation,
+    and merge their rows with the reference's Best-of-n rows."""
     from goodhart.report import build_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    norm, bon_rows = reference(cfg, out)
     for name, sub in cfg.runs():
+        sub = sub.model_copy(update={"norm": norm})
         run = out / name
         if _finished(run, sub.steps):
             console.print(f"{name}: done already, skipped")
             continue
         console.print(f"[bold]{name}[/]")
         run_policy(sub, run, resume=(run / STATE).is_file(), overwrite=(run / CONFIG).is_file())
-    rows = [r for name, _ in cfg.runs() for r in RunDir(out / name).results()]
-    write_jsonl(out / RESULTS, rows)
+    rows = [r | {"run": name} for name, _ in cfg.runs() for r in RunDir(out / name).results()]
+    stale = sorted({r["run"] for r in rows if r.get("norm_from") != "reference pool"
+                    or (r["gold_shift"], r["gold_scale"]) != tuple(norm.gold)})
+    if stale:
+        raise GoodhartError(f"{out}: runs {', '.join(stale)} were measured with another normalisation than this "
+                            "reference pool; rerun them (delete their directories)")
+    write_jsonl(out / RESULTS, bon_rows + rows)
     build_report(out)
     return out

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from goodhart.config.base import (
     MAX_SEED,
@@ -137,6 +137,20 @@ def unused_method_keys(cfg, method: str) -> list[str]:
     return [k for k, methods in METHOD_KEYS.items() if method not in methods and getattr(cfg, k) != fields[k].default]
 
 
+class Norm(BaseModel):
+    """(shift, scale) of gold and of proxy: a reported value is (raw − shift) / scale (SPEC §5)."""
+
+    model_config = ConfigDict(extra="forbid")
+    gold: tuple[float, float]
+    proxy: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.gold[1] <= 0 or self.proxy[1] <= 0:
+            raise ValueError("norm scales must be > 0")
+        return self
+
+
 class PolicyTrainConfig(Compute, LogSinks):
     """`goodhart policy train`: move the policy against a proxy RM with RL (RLOO / REINFORCE) or
     BOND / J-BOND, measuring gold, proxy and KL to the initial policy as it goes (SPEC §7–§9)."""
@@ -168,6 +182,11 @@ class PolicyTrainConfig(Compute, LogSinks):
     eval_prompts: int = Field(16, ge=1, description="held-out prompts scored by gold and proxy at each evaluation")
     eval_samples_per_prompt: int = Field(2, ge=1, description="policy samples per eval prompt at each evaluation")
     eval_every: int = Field(5, ge=1, description="steps between evaluations (and one at the end)")
+    eval_bootstrap: int = Field(200, ge=0, description="prompt-bootstrap resamples for each evaluation's gold / proxy "
+                                "interval (gold_lo, gold_hi; resampling eval prompts, SPEC §11); 0: none")
+    norm: Norm | None = Field(None, description="fixed (shift, scale) of gold and proxy for every evaluation, e.g. "
+                              "from a shared reference pool (`policy pareto` sets it); None: the first evaluation's "
+                              "samples (the initial policy) define them")
     checkpoint_every: int = Field(10, ge=1, description="steps between resumable checkpoints")
     sampling: SamplingConfig = Field(SamplingConfig(), description="how rollouts are sampled")
     hf: HFWorldConfig = Field(HFWorldConfig(), description="the hf world's policy, prompts and gold")
@@ -194,21 +213,34 @@ class PolicyParetoConfig(PolicyTrainConfig):
     """`goodhart policy pareto`: RLOO at several β_KL and J-BOND, each a `policy train` run, on one
     gold/proxy-vs-KL plot (SPEC §8–§9: is J-BOND's reward/KL front better than RL's at every β?)."""
 
-    rl_betas: list[float] = Field([0.0, 0.05, 0.2], min_length=1, description="β_KL values for RLOO")
-    jbond_gammas: list[float] = Field([0.0], min_length=1, description="γ (KL to the anchor) values for J-BOND")
+    rl_betas: list[float] = Field([0.0, 0.05, 0.2], description="β_KL values for RLOO")
+    jbond_gammas: list[float] = Field([0.0], description="γ (KL to the anchor) values for J-BOND")
+    bond_divergences: list[Literal["forward", "backward", "jeffreys"]] = Field(
+        [], description="BOND runs with a fixed anchor (bond_n, jeffreys_beta), one per divergence")
+    reference_samples: int = Field(64, ge=2, description="initial-policy samples per eval prompt: one gold and one "
+                                   "proxy normalisation for every run of the grid, and the Best-of-n curve on the "
+                                   "same axis (n ≤ this)")
+    bon_bootstrap: int = Field(200, ge=0, description="prompt-bootstrap resamples of the reference Best-of-n curve")
 
     @model_validator(mode="after")
     def _check_grid(self):
         if any(b < 0 for b in self.rl_betas + self.jbond_gammas):
             raise ValueError("rl_betas and jbond_gammas must be >= 0")
+        if not (self.rl_betas or self.jbond_gammas or self.bond_divergences):
+            raise ValueError("the grid is empty: give rl_betas, jbond_gammas or bond_divergences")
+        if self.norm is not None:
+            raise ValueError("norm is set by policy pareto from its reference pool; leave it out")
         return self
 
     def runs(self) -> list[tuple[str, PolicyTrainConfig]]:
         """(sub-run name, config) for every cell of the grid."""
-        base = self.model_dump(exclude={"rl_betas", "jbond_gammas"})
-        cells = [("rloo", b) for b in self.rl_betas] + [("jbond", g) for g in self.jbond_gammas]
+        base = self.model_dump(exclude={"rl_betas", "jbond_gammas", "bond_divergences", "reference_samples",
+                                        "bon_bootstrap"})
+        cells = [(f"rloo-beta{b:g}", "rloo", {"beta_kl": b}) for b in self.rl_betas]
+        cells += [(f"jbond-beta{g:g}", "jbond", {"beta_kl": g}) for g in self.jbond_gammas]
+        cells += [(f"bond-{d}", "bond", {"bond_divergence": d, "beta_kl": 0.0}) for d in self.bond_divergences]
         defaults = {k: PolicyTrainConfig.model_fields[k].default for k in METHOD_KEYS}
-        # a key meant for the other method of the grid keeps its default in this method's runs
-        return [(f"{m}-beta{b:g}", PolicyTrainConfig.model_validate(
-                    base | {k: defaults[k] for k in unused_method_keys(self, m)} | {"method": m, "beta_kl": b}))
-                for m, b in cells]
+        # a key meant for another method of the grid keeps its default in this method's runs
+        return [(name, PolicyTrainConfig.model_validate(
+                    base | {k: defaults[k] for k in unused_method_keys(self, m)} | {"method": m} | update))
+                for name, m, update in cells]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from goodhart import dist
+from goodhart.bon.estimator import prompt_interval
 from goodhart.device import autocast, load_state, resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.policy.bond import ema_update
@@ -174,10 +175,20 @@ def train_step(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:
 
 
 # --- measurement ----------------------------------------------------------------------------
+def prompt_band(values: np.ndarray, k: int, n_boot: int, seed: int) -> dict:
+    """Mean of prompt-major `values` (k per prompt) with its standard error over samples and a percentile
+    interval over evaluation prompts (the unit of replication, SPEC §11; the band is the mean without resamples)."""
+    per_prompt = values.reshape(-1, k).mean(axis=1, keepdims=True)
+    lo, hi = prompt_interval(per_prompt, n_boot, seed) if n_boot and len(per_prompt) >= 2 else ([values.mean()],) * 2
+    return {"mean": float(values.mean()), "se": float(values.std() / np.sqrt(len(values))), "lo": float(lo[0]),
+            "hi": float(hi[0])}
+
+
 @torch.no_grad()
 def evaluate(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:
-    """Gold, proxy (normalised on the first evaluation: the initial policy, SPEC §5) and KL(π‖π_ref)
-    of eval_samples_per_prompt samples per prompt; under torchrun each rank measures its share."""
+    """Gold, proxy and KL(π‖π_ref) of eval_samples_per_prompt samples per prompt; gold and proxy normalised
+    by cfg.norm (a shared reference pool) or else on the first evaluation, the initial policy (SPEC §5);
+    under torchrun each rank measures its share."""
     k = s.cfg.eval_samples_per_prompt
     local = dist.my_slice(prompts)
     ro = sample(s, m.policy, local, k)
@@ -189,15 +200,18 @@ def evaluate(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:
     members = np.concatenate([mem for _, mem, _ in parts], axis=1)
     kl = {name: torch.as_tensor(np.concatenate([d[name] for _, _, d in parts])) for name in parts[0][2]}
     proxy = aggregate(members, s.rm.method, s.rm.lam)
-    if state["norm"] is None:  # the first evaluation is of the initial policy (SPEC §5)
-        state["norm"] = {"gold": list(normalisation(gold)), "proxy": list(normalisation(proxy))}
+    if state["norm"] is None:
+        state["norm"] = (s.cfg.norm.model_dump(mode="json") if s.cfg.norm is not None else
+                         {"gold": list(normalisation(gold)), "proxy": list(normalisation(proxy))})
     (gs, gd), (ps, pd) = state["norm"]["gold"], state["norm"]["proxy"]
-    g, p = (gold - gs) / gd, (proxy - ps) / pd
+    g = prompt_band((gold - gs) / gd, k, s.cfg.eval_bootstrap, s.cfg.seed)
+    p = prompt_band((proxy - ps) / pd, k, s.cfg.eval_bootstrap, s.cfg.seed)
     k3, k3_se = mean_stderr(kl["k3"])
     return {"kl": k3, "kl_se": k3_se, "kl_k1": mean_stderr(kl["k1"])[0], "d": float(np.sqrt(max(k3, 0.0))),
-            "gold": float(g.mean()), "gold_se": float(g.std() / np.sqrt(len(g))), "proxy": float(p.mean()),
-            "proxy_se": float(p.std() / np.sqrt(len(p))), "gold_raw": float(gold.mean()),
-            "proxy_raw": float(proxy.mean()),
+            "gold": g["mean"], "gold_se": g["se"], "gold_lo": g["lo"], "gold_hi": g["hi"], "proxy": p["mean"],
+            "proxy_se": p["se"], "proxy_lo": p["lo"], "proxy_hi": p["hi"], "gold_raw": float(gold.mean()),
+            "proxy_raw": float(proxy.mean()), "gold_shift": gs, "gold_scale": gd, "proxy_shift": ps, "proxy_scale": pd,
+            "norm_from": "reference pool" if s.cfg.norm is not None else "first evaluation",
             # member disagreement (ensemble proxies): a gold-free overoptimization signal
             "disagreement": float(members.var(axis=0).mean()) if len(members) > 1 else None}
 

@@ -52,18 +52,28 @@ def _suite_section(run: RunDir, all_rows: list[dict]) -> str:
             f"{markdown_tables_html(suite_markdown(all_rows))}{img_tag(png, 'RM accuracies')}")
 
 
+def _norm_source(rows: list[dict]) -> str:
+    r = rows[0]
+    if r.get("norm_from") == "reference pool":
+        return (f"one reference pool of initial-policy samples for every row, gold (g − {r['gold_shift']:.4f}) / "
+                f"{r['gold_scale']:.4f}, proxy (r − {r['proxy_shift']:.4f}) / {r['proxy_scale']:.4f}")
+    return "each run on its own first evaluation"
+
+
 def _policy_report(run: RunDir, rows: list[dict]) -> Path:
     fig = plot_policy(rows)
     png = save_figure(run.path, "policy", fig)
-    cells = ("method", "beta_kl", "step", "kl", "d", "gold", "gold_se", "proxy", "proxy_se")
+    cells = ("run", "method", "beta_kl", "step", "n", "kl", "d", "gold", "gold_lo", "gold_hi", "proxy", "proxy_se")
+    cells = tuple(c for c in cells if any(r.get(c) is not None for r in rows))
     body = "".join("<tr>" + "".join(
         f"<td>{r[c]:.3f}</td>" if isinstance(r.get(c), float) else f"<td>{html.escape(str(r.get(c)))}</td>"
         for c in cells) + "</tr>" for r in rows)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>goodhart policy report</title>{STYLE}</head>
 <body><h1>goodhart: policy optimisation, gold vs proxy</h1>
 <p>Gold and proxy reward of the policy's samples on held-out prompts (normalised so the initial
-policy scores 0 with unit standard deviation) against d = sqrt(KL(π‖π_ref)), KL estimated with k3.
-Overoptimization: proxy (dashed) still rising while gold (solid) stalls or falls.</p>
+policy scores 0 with unit standard deviation: {html.escape(_norm_source(rows))}) against d = sqrt(KL(π‖π_ref)),
+KL estimated with k3 (Best-of-n rows: the analytic bound). Overoptimization: proxy (dashed) still rising
+while gold (solid) stalls or falls. Bars: 95% intervals over evaluation prompts.</p>
 {img_tag(png, "gold and proxy vs sqrt(KL)")}
 <table><tr>{"".join(f"<th>{c}</th>" for c in cells)}</tr>{body}</table></body></html>
 """
@@ -114,8 +124,8 @@ def build_report(run_dir: str | Path) -> Path:
 
         return study_report(run, all_rows)
     policy_rows = [r for r in all_rows if r.get("study") == "policy"]
-    rows = [r for r in all_rows if r.get("method") == "bon"]
-    if policy_rows and not rows:
+    rows = [r for r in all_rows if r.get("method") == "bon" and r.get("study") != "policy"]
+    if policy_rows and not rows:  # policy runs (with a pareto sweep's reference Best-of-n rows)
         return _policy_report(run, policy_rows)
     if not rows:
         raise GoodhartError(f"{run.path / RESULTS} holds no Best-of-n or policy rows; nothing to report")

@@ -100,26 +100,52 @@ def plot_suite_accuracy(pooled: dict[float, list[dict]]) -> Figure:
     return fig
 
 
+def _run_label(r: dict) -> str:
+    return r.get("run") or f"{r['method']}, β_KL={r.get('beta_kl', 0.0):g}"
+
+
+def _yerr(sel: list[dict], key: str):
+    """Prompt-bootstrap interval where the rows have one, else ±1 standard error."""
+    if all(r.get(f"{key}_lo") is not None for r in sel):
+        y = np.array(_series(sel, key))
+        return [y - _series(sel, f"{key}_lo"), np.array(_series(sel, f"{key}_hi")) - y]
+    return _series(sel, f"{key}_se")
+
+
 def plot_policy(rows: list[dict]) -> Figure:
-    """Policy training: gold (solid) and proxy (dashed) vs d = sqrt(KL(π‖π_ref)) (k3), one colour per
-    (method, β_KL); error bars are ±1 standard error over evaluation samples."""
-    runs = sorted({(r["method"], r.get("beta_kl", 0.0)) for r in rows})
-    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
-    ax = fig.add_subplot()
-    for i, (method, beta) in enumerate(runs):
-        sel = sorted((r for r in rows if r["method"] == method and r.get("beta_kl", 0.0) == beta), key=lambda r: r["step"])
+    """Policy optimisation on one axis: left, gold (solid) and proxy (dashed) against d = sqrt(KL(π‖π_ref))
+    (k3 on held-out prompts; Best-of-n rows of a reference pool: the KL bound) with one colour per run;
+    right, gold against proxy (Gao et al. Fig. 10). Bars: 95% prompt-bootstrap intervals where the rows
+    have them, else ±1 standard error over evaluation samples."""
+    bon = sorted((r for r in rows if r["method"] == "bon"), key=lambda r: r["n"])
+    runs = sorted({_run_label(r) for r in rows if r["method"] != "bon"})
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    ax, bx = fig.subplots(1, 2)
+    if bon:
+        d = _series(bon, "d")
+        ax.plot(d, _series(bon, "gold"), "-", color="0.3", lw=2, label="gold, Best-of-n (reference pool)")
+        ax.fill_between(d, _series(bon, "gold_lo"), _series(bon, "gold_hi"), color="0.3", alpha=0.15, lw=0)
+        ax.plot(d, _series(bon, "proxy"), "--", color="0.3", lw=1.2, label="proxy, Best-of-n")
+        bx.plot(_series(bon, "proxy"), _series(bon, "gold"), "-", color="0.3", lw=2, label="Best-of-n")
+    for i, label in enumerate(runs, start=1):
+        sel = sorted((r for r in rows if r["method"] != "bon" and _run_label(r) == label), key=lambda r: r["step"])
         d = _series(sel, "d")
-        label = f"{method}, β_KL={beta:g}"
-        ax.errorbar(d, _series(sel, "gold"), yerr=_series(sel, "gold_se"), fmt="-o", ms=3, color=f"C{i}",
+        ax.errorbar(d, _series(sel, "gold"), yerr=_yerr(sel, "gold"), fmt="-o", ms=3, color=f"C{i}",
                     label=f"gold, {label}", capsize=2)
         ax.plot(d, _series(sel, "proxy"), "--", color=f"C{i}", label=f"proxy, {label}")
-    ax.set_xlabel("d = sqrt(KL(π ‖ π_ref))  [k3 estimate on held-out prompts]")
+        bx.errorbar(_series(sel, "proxy"), _series(sel, "gold"), yerr=_yerr(sel, "gold"), fmt="-o", ms=3,
+                    color=f"C{i}", label=label, capsize=2)
+    ax.set_xlabel("d = sqrt(KL(π ‖ π_ref))  [policies: k3 on held-out prompts; Best-of-n: bound]")
     ax.set_ylabel("reward (normalised on the initial policy)")
-    ax.set_title(f"Policy optimisation on {rows[0].get('world', '?')} against proxy {rows[0].get('reward_model', '?')}",
+    bx.set(xlabel="proxy reward (normalised)", ylabel="gold reward (normalised)")
+    first = rows[0]
+    ax.set_title(f"Policy optimisation on {first.get('world', '?')} against proxy {first.get('reward_model', '?')}",
                  fontsize=10)
-    ax.axhline(0, color="0.8", lw=0.8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    bx.set_title("gold against proxy: where the methods part", fontsize=10)
+    for a in (ax, bx):
+        a.axhline(0, color="0.8", lw=0.8)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
     return fig
 
 
