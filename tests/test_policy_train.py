@@ -80,13 +80,20 @@ def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
                                                               "reference_samples=16", "bon_bootstrap=50"])
     out = run_pareto(cfg, tmp_path / "p")
     rows = [json.loads(line) for line in open(out / "results.jsonl")]
-    policy = [r for r in rows if r["method"] != "bon"]
+    summaries = [r for r in rows if r["study"] == "policy_summary"]
+    policy = [r for r in rows if r["method"] != "bon" and r["study"] == "policy"]
+    assert [r["run"] for r in summaries] == ["rloo-beta0", "rloo-beta0.5", "jbond-beta0", "bond-forward"]
+    prompts = json.loads((out / "reference.json").read_text())["prompts"]
+    for r in summaries:  # the R_rl fit on per-prompt curves: prompt-bootstrap intervals around α
+        lo, hi = r["fit_alpha_ci"]
+        assert lo <= r["fit_alpha"] <= hi and f"prompt bootstrap (P={prompts}," in r["fit_interval"]
     assert {r["run"] for r in policy} == {"rloo-beta0", "rloo-beta0.5", "jbond-beta0", "bond-forward"}
     assert len(policy) == 12 and (out / "plots" / "policy.png").is_file()
     assert "bond_divergence: forward" in (out / "bond-forward" / "config.yaml").read_text()
-    # one normalisation for every method's rows: the reference pool's (16 eval prompts × 16 initial samples)
+    # one normalisation for every method's rows: the reference pool's (eval prompts × 16 initial samples)
     norm = json.loads((out / "reference.json").read_text())["norm"]
-    consts = {(r["gold_shift"], r["gold_scale"], r["proxy_shift"], r["proxy_scale"], r["norm_from"]) for r in rows}
+    consts = {(r["gold_shift"], r["gold_scale"], r["proxy_shift"], r["proxy_scale"], r["norm_from"]) for r in rows
+              if r["study"] == "policy"}
     assert consts == {(*norm["gold"], *norm["proxy"], "reference pool")}
     bon = sorted((r for r in rows if r["method"] == "bon"), key=lambda r: r["n"])
     assert [r["n"] for r in bon][0] == 1 and bon[-1]["n"] == 16 and bon[-1]["proxy"] > bon[0]["proxy"]

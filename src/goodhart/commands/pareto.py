@@ -12,7 +12,7 @@ import numpy as np
 import yaml
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
-from goodhart.commands.policy_train import run_policy
+from goodhart.commands.policy_train import run_policy, run_summary
 from goodhart.config.commands import Norm
 from goodhart.errors import GoodhartError
 from goodhart.policy.train import STATE, split_policy_prompts
@@ -81,6 +81,27 @@ def run_pareto(cfg, out: str | Path) -> Path:
     if stale:
         raise GoodhartError(f"{out}: runs {', '.join(stale)} were measured with another normalisation than this "
                             "reference pool; rerun them (delete their directories)")
-    write_jsonl(out / RESULTS, bon_rows + rows)
+    summaries = [{"study": "policy_summary", "run": name, "method": sub.method, "beta_kl": sub.beta_kl}
+                 | run_summary([r for r in rows if r["run"] == name]) for name, sub in cfg.runs()]
+    write_jsonl(out / RESULTS, bon_rows + rows + summaries)
     build_report(out)
+    console.print(summary_table(summaries))
     return out
+
+
+def _num(x) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def summary_table(summaries: list[dict]) -> str:
+    """One line per run: final KL, peak and final gold, α / β of the R_rl fit with their intervals."""
+    def ci(r, k):
+        if r.get(f"fit_{k}") is None:
+            return "–"
+        lo, hi = r.get(f"fit_{k}_ci") or (None, None)
+        return f"{r[f'fit_{k}']:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else "")
+
+    lines = [f"{'run':<18} {'final KL':>9} {'KL ∝ step^p':>11} {'peak gold':>9} {'final gold':>10}  α_rl, β_rl"]
+    lines += [f"{r['run']:<18} {r['final_kl']:>9.3f} {_num(r.get('kl_step_exponent')):>11} "
+              f"{r['peak_gold']:>9.3f} {r['gold_at_max_n']:>10.3f}  {ci(r, 'alpha')}, {ci(r, 'beta')}" for r in summaries]
+    return "\n".join(lines)

@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
+
+from goodhart.bon.curve import fit_summary
+from goodhart.bon.fits import fit_rl
 from goodhart.policy.train import train_policy
 from goodhart.progress import console
 from goodhart.runs import writer
@@ -16,3 +20,22 @@ def run_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = Fal
         build_report(path)
     console.print(f"done: {path / 'report.html'}")
     return path
+
+
+def run_summary(points: list[dict]) -> dict:
+    """A policy run's evaluations (in step order) in one row: the gold peak, the final KL and gold, the KL
+    schedule's exponent (log KL on log step), and the
+    fit R_rl(d) = d(α − β log d) (SPEC §10) — with prompt-bootstrap intervals from the per-prompt curves
+    (`gold_prompts`) when the rows have them (SPEC §11), else OLS on the one mean curve."""
+    d, gold = np.array([r["d"] for r in points]), np.array([r["gold"] for r in points])
+    peak = int(np.argmax(gold))
+    out = {"peak_step": points[peak]["step"], "peak_gold": float(gold[peak]), "peak_kl": points[peak]["kl"],
+           "final_kl": points[-1]["kl"], "gold_at_max_n": float(gold[-1]), "proxy_at_max_n": points[-1]["proxy"]}
+    grow = [(r["step"], r["kl"]) for r in points if r["step"] > 0 and r["kl"] > 0]
+    if len(grow) >= 3:  # the KL schedule: KL ∝ step^p (Gao et al.: roughly quadratic for RL)
+        out["kl_step_exponent"] = float(np.polyfit(np.log([s for s, _ in grow]), np.log([k for _, k in grow]), 1)[0])
+    per_prompt = [r.get("gold_prompts") for r in points]
+    curves = np.array(per_prompt).T if all(per_prompt) and len(per_prompt[0]) >= 2 else gold
+    if len(points) >= 3 and np.unique(d[d > 0]).size >= 2:
+        out |= fit_summary(fit_rl(d, curves))
+    return out

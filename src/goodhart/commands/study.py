@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.bon.curve import bon_curve, fit_summary, resolve_ns
-from goodhart.bon.fits import chance_test, fit_rl
+from goodhart.bon.fits import chance_test
 from goodhart.commands.live import StudyTable
 from goodhart.commands.rm_suite import standardised_scores
 from goodhart.commands.run import split_prompts
@@ -244,7 +244,7 @@ def policy_cell_config(cfg: StudyConfig, pcell: PolicyCell, reward_model: str) -
 
 def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: list[dict]) -> tuple[list[dict], str]:
     """`goodhart policy train` against the cell's saved RM (resuming its own checkpoint), as study rows."""
-    from goodhart.commands.policy_train import run_policy
+    from goodhart.commands.policy_train import run_policy, run_summary
     from goodhart.policy.train import STATE
 
     sub = run.path / "cells" / pcell.id
@@ -255,13 +255,9 @@ def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: l
     common = {"study": "study", "cell": pcell.id, "method": pcell.method, "kl_penalty": pcell.kl_penalty,
               "world": cfg.world, "aggregation": "single"} | {k: rm_row[k] for k in (
                   "rm_size", "rm_params", "rm_params_total", "data_size", "label_noise", "seed")}
-    rows = [common | {k: r[k] for k in ("step", "kl", "d", "gold", "gold_se", "proxy", "proxy_se")} for r in points]
-    d, gold = np.array([r["d"] for r in rows]), np.array([r["gold"] for r in rows])
-    peak = int(np.argmax(gold))
-    summary = {"peak_step": rows[peak]["step"], "peak_gold": float(gold[peak]), "peak_kl": rows[peak]["kl"],
-               "gold_at_max_n": float(gold[-1]), "proxy_at_max_n": rows[-1]["proxy"]}
-    if len(rows) >= 3 and np.unique(d[d > 0]).size >= 2:
-        summary |= fit_summary(fit_rl(d, gold))
+    keys = ("step", "kl", "d", "gold", "gold_se", "gold_lo", "gold_hi", "proxy", "proxy_se")
+    rows = [common | {k: r[k] for k in keys if k in r} for r in points]
+    summary = run_summary(points)
     rows.append(common | {"study": "study_cell"} | summary)
     return rows, f"peak gold {summary['peak_gold']:.2f} at KL {summary['peak_kl']:.2f}, final KL {rows[-2]['kl']:.2f}"
 

@@ -181,7 +181,7 @@ def prompt_band(values: np.ndarray, k: int, n_boot: int, seed: int) -> dict:
     per_prompt = values.reshape(-1, k).mean(axis=1, keepdims=True)
     lo, hi = prompt_interval(per_prompt, n_boot, seed) if n_boot and len(per_prompt) >= 2 else ([values.mean()],) * 2
     return {"mean": float(values.mean()), "se": float(values.std() / np.sqrt(len(values))), "lo": float(lo[0]),
-            "hi": float(hi[0])}
+            "hi": float(hi[0]), "prompts": [float(x) for x in per_prompt[:, 0]]}
 
 
 @torch.no_grad()
@@ -210,7 +210,8 @@ def evaluate(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:
     return {"kl": k3, "kl_se": k3_se, "kl_k1": mean_stderr(kl["k1"])[0], "d": float(np.sqrt(max(k3, 0.0))),
             "gold": g["mean"], "gold_se": g["se"], "gold_lo": g["lo"], "gold_hi": g["hi"], "proxy": p["mean"],
             "proxy_se": p["se"], "proxy_lo": p["lo"], "proxy_hi": p["hi"], "gold_raw": float(gold.mean()),
-            "proxy_raw": float(proxy.mean()), "gold_shift": gs, "gold_scale": gd, "proxy_shift": ps, "proxy_scale": pd,
+            "proxy_raw": float(proxy.mean()), "gold_prompts": g["prompts"], "gold_shift": gs, "gold_scale": gd,
+            "proxy_shift": ps, "proxy_scale": pd,
             "norm_from": "reference pool" if s.cfg.norm is not None else "first evaluation",
             # member disagreement (ensemble proxies): a gold-free overoptimization signal
             "disagreement": float(members.var(axis=0).mean()) if len(members) > 1 else None}
