@@ -152,3 +152,28 @@ def test_pareto_config_refuses_an_empty_grid_and_a_hand_set_norm(rm):
     names = [n for n, _ in load_policy_pareto_config(world="smoke", overrides=[
         f"reward_model={rm}", "rl_betas=[0]", "jbond_gammas=[]", "bond_divergences=[forward,backward,jeffreys]"]).runs()]
     assert names == ["rloo-beta0", "bond-forward", "bond-backward", "bond-jeffreys"]
+
+
+def test_pareto_with_seeds_gives_claims_at_matched_kl(rm, tmp_path):
+    """Two seeds of RLOO (β 0 and 0.5), J-BOND and the three BOND divergences on one reference: every claim row
+    gets a verdict by the rule; runs of one cell differ between seeds, the prompt split does not."""
+    from goodhart.commands.claims import claims_table
+    from goodhart.commands.pareto import run_pareto
+    from goodhart.config import load_policy_pareto_config
+
+    cfg = load_policy_pareto_config(world="smoke", overrides=[
+        f"reward_model={rm}", "steps=4", "eval_every=2", "rl_betas=[0, 0.5]", "seeds=[0, 1]", "reference_samples=16",
+        "bond_divergences=[forward,backward,jeffreys]", "bon_bootstrap=50", "lr=1e-3"])
+    out = run_pareto(cfg, tmp_path / "p")
+    rows = [json.loads(line) for line in open(out / "results.jsonl")]
+    runs = {r["run"] for r in rows if r["study"] == "policy_summary"}
+    assert len(runs) == 12 and "bond-jeffreys-s1" in runs
+    last = {r["run"]: r["gold_prompts"] for r in rows if r["study"] == "policy" and r.get("step") == 4}
+    assert last["rloo-beta0-s0"] != last["rloo-beta0-s1"] and len(last["rloo-beta0-s0"]) == len(last["rloo-beta0-s1"])
+    table = {r["claim"]: r for r in claims_table(rows)}
+    for name in ("RL spends more KL than BoN for the same gold", "≈ a KL penalty acts like early stopping (β_KL = 0.5)",
+                 "J-BOND beats RLOO at matched KL", "≈ BOND approaches the BoN frontier (bond-forward)",
+                 "Jeffreys BOND lies between forward and backward"):
+        assert table[name]["verdict"] in ("reproduced", "contradicted", "inconclusive"), table[name]
+    assert table["J-BOND beats RLOO at matched KL"]["seeds"] == "0, 1"
+    assert table["WARM-trained policy ≥ single-RM policy"]["verdict"] == "not measured"

@@ -117,9 +117,10 @@ def study(
 
 
 @app.command()
-def claims(study_dir: Annotated[Path, typer.Argument(help="a `goodhart study` or `goodhart rm suite` directory")]):
-    """One row per claim of the papers the study (or RM suite) measured: value, 95% interval or McNemar
-    test, verdict by one stated rule; printed and written to STUDY_DIR/claims.md.
+def claims(study_dir: Annotated[Path, typer.Argument(
+        help="a `goodhart study`, `goodhart rm suite` or `goodhart policy pareto` directory")]):
+    """One row per claim of the papers the study (or RM suite, or policy sweep) measured: value, 95% interval
+    or McNemar test, verdict by one stated rule; printed and written to STUDY_DIR/claims.md.
 
     Example: goodhart claims runs/study
     """

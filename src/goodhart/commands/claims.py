@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.bon.prompt_stats import DRAWS, Z95, interval_sd, pooled
+from goodhart.commands.pareto_claims import pareto_claims
 from goodhart.commands.suite_claims import suite_claims
 from goodhart.errors import GoodhartError
 from goodhart.report.verdicts import RULE, equivalence, verdict  # noqa: F401 (RULE: the CLI reads it here)
@@ -218,9 +219,11 @@ def claims_table(rows: list[dict]) -> list[dict]:
     groups = _cells(rows)
     if not groups and any(r.get("study") == "rm_suite" for r in rows):
         return suite_claims(rows)
+    if not groups and any(r.get("study") == "policy_summary" for r in rows):
+        return pareto_claims(rows)
     if not groups:
-        raise GoodhartError("no Best-of-n study cells of single RMs and no RM suite rows in the results; is this a "
-                            "`goodhart study` or `goodhart rm suite` dir?")
+        raise GoodhartError("no Best-of-n study cells of single RMs, RM suite rows or policy pareto runs in the "
+                            "results; is this a `goodhart study`, `goodhart rm suite` or `goodhart policy pareto` dir?")
     params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
     out = fall_rows(groups) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
                                                              seeds_row(groups)] + rl_rows(rows)
@@ -238,7 +241,8 @@ def run_claims(study_dir: str | Path) -> tuple[list[dict], Path]:
     """Build the claims table of `study_dir`, write claims.md there; (rows, path)."""
     run = RunDir(study_dir)
     if not run.file(RESULTS).is_file():
-        raise GoodhartError(f"{run.path} has no {RESULTS}; point claims at a `goodhart study` or `goodhart rm suite` directory")
+        raise GoodhartError(f"{run.path} has no {RESULTS}; point claims at a `goodhart study`, `goodhart rm suite` "
+                            "or `goodhart policy pareto` directory")
     table = claims_table(run.results())
     path = run.file("claims.md")
     atomic_write_text(path, claims_markdown(table))

@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
+from goodhart.bon.estimator import bon_estimate
 from goodhart.commands.policy_train import run_policy, run_summary
 from goodhart.config.commands import Norm
 from goodhart.errors import GoodhartError
@@ -45,12 +46,15 @@ def reference(cfg, out: Path) -> tuple[Norm, list[dict]]:
     proxy = aggregate(rm.member_scores(flat, list(comps.ravel())), rm.method, rm.lam).reshape(gold.shape)
     norm = Norm(gold=normalisation(gold), proxy=normalisation(proxy))
     g, p = (gold - norm.gold[0]) / norm.gold[1], (proxy - norm.proxy[0]) / norm.proxy[1]
-    curve = bon_curve(p, g, p, resolve_ns(None, g.shape[1]), cfg.bon_bootstrap, cfg.seed)
+    ns = resolve_ns(None, g.shape[1])
+    curve = bon_curve(p, g, p, ns, cfg.bon_bootstrap, cfg.seed)
     common = {"study": "policy", "method": "bon", "reward_model": Path(cfg.reward_model).name, "world": world.name,
               "beta_kl": 0.0, "seed": cfg.seed, "gold_shift": norm.gold[0], "gold_scale": norm.gold[1],
               "proxy_shift": norm.proxy[0], "proxy_scale": norm.proxy[1], "norm_from": "reference pool",
               "reference_samples": int(g.size)}
-    rows = [common | {k: pt[k] for k in POINT_KEYS} for pt in curve["points"]]
+    per_prompt = bon_estimate(p, g, ns)  # (P, L): what matched-KL comparisons read (report.matched)
+    rows = [common | {k: pt[k] for k in POINT_KEYS} | {"gold_prompts": [float(x) for x in per_prompt[:, j]]}
+            for j, pt in enumerate(curve["points"])]
     atomic_write_text(out / REFERENCE, json.dumps({"norm": norm.model_dump(mode="json"), "prompts": len(prompts),
                                                    "samples_per_prompt": int(g.shape[1])}, indent=1))
     console.print(f"reference pool: {len(prompts)} prompts × {g.shape[1]} initial-policy samples; gold "
@@ -75,13 +79,15 @@ def run_pareto(cfg, out: str | Path) -> Path:
             continue
         console.print(f"[bold]{name}[/]")
         run_policy(sub, run, resume=(run / STATE).is_file(), overwrite=(run / CONFIG).is_file())
-    rows = [r | {"run": name} for name, _ in cfg.runs() for r in RunDir(out / name).results()]
+    cell = {c + (f"-s{s}" if cfg.seeds else ""): c for c, _, _ in cfg.cells() for s in (cfg.seeds or [None])}
+    rows = [r | {"run": name, "cell": cell[name]} for name, _ in cfg.runs() for r in RunDir(out / name).results()]
     stale = sorted({r["run"] for r in rows if r.get("norm_from") != "reference pool"
                     or (r["gold_shift"], r["gold_scale"]) != tuple(norm.gold)})
     if stale:
         raise GoodhartError(f"{out}: runs {', '.join(stale)} were measured with another normalisation than this "
                             "reference pool; rerun them (delete their directories)")
-    summaries = [{"study": "policy_summary", "run": name, "method": sub.method, "beta_kl": sub.beta_kl}
+    summaries = [{"study": "policy_summary", "run": name, "cell": cell[name], "method": sub.method,
+                  "beta_kl": sub.beta_kl, "seed": sub.seed}
                  | run_summary([r for r in rows if r["run"] == name]) for name, sub in cfg.runs()]
     write_jsonl(out / RESULTS, bon_rows + rows + summaries)
     build_report(out)

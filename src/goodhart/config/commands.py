@@ -160,6 +160,8 @@ class PolicyTrainConfig(Compute, LogSinks):
     method: Literal["rloo", "reinforce", "bond", "jbond"] = Field(
         "jbond", description="rloo / reinforce (SPEC §8), bond (fixed anchor) or jbond (EMA anchor, SPEC §9)")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="prompt split, sampling and batch order")
+    prompt_seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the eval / train prompt split "
+                                    "alone (default: seed); `policy pareto` holds it fixed across its seeds")
     steps: int = Field(40, ge=1, description="optimizer steps")
     batch_prompts: int = Field(8, ge=1, description="B: prompts per step")
     samples_per_prompt: int = Field(2, ge=1, description="k policy samples per prompt (RLOO needs k ≥ 2)")
@@ -221,6 +223,8 @@ class PolicyParetoConfig(PolicyTrainConfig):
                                    "proxy normalisation for every run of the grid, and the Best-of-n curve on the "
                                    "same axis (n ≤ this)")
     bon_bootstrap: int = Field(200, ge=0, description="prompt-bootstrap resamples of the reference Best-of-n curve")
+    seeds: list[int] | None = Field(None, description="training seeds of every cell (claims pool them, SPEC §11); "
+                                    "None: one run per cell with `seed`")
 
     @model_validator(mode="after")
     def _check_grid(self):
@@ -232,15 +236,20 @@ class PolicyParetoConfig(PolicyTrainConfig):
             raise ValueError("norm is set by policy pareto from its reference pool; leave it out")
         return self
 
-    def runs(self) -> list[tuple[str, PolicyTrainConfig]]:
-        """(sub-run name, config) for every cell of the grid."""
-        base = self.model_dump(exclude={"rl_betas", "jbond_gammas", "bond_divergences", "reference_samples",
-                                        "bon_bootstrap"})
+    def cells(self) -> list[tuple[str, str, dict]]:
+        """(cell name, method, settings) of every method × setting of the grid."""
         cells = [(f"rloo-beta{b:g}", "rloo", {"beta_kl": b}) for b in self.rl_betas]
         cells += [(f"jbond-beta{g:g}", "jbond", {"beta_kl": g}) for g in self.jbond_gammas]
-        cells += [(f"bond-{d}", "bond", {"bond_divergence": d, "beta_kl": 0.0}) for d in self.bond_divergences]
+        return cells + [(f"bond-{d}", "bond", {"bond_divergence": d, "beta_kl": 0.0}) for d in self.bond_divergences]
+
+    def runs(self) -> list[tuple[str, PolicyTrainConfig]]:
+        """(sub-run name, config) for every cell and seed: <cell>, or <cell>-s<seed> when seeds are given
+        (each seed trains and samples anew; the prompt split stays the one of `seed`)."""
+        base = self.model_dump(exclude={"rl_betas", "jbond_gammas", "bond_divergences", "reference_samples",
+                                        "bon_bootstrap", "seeds"})
         defaults = {k: PolicyTrainConfig.model_fields[k].default for k in METHOD_KEYS}
+        seeds = [(f"-s{s}", {"seed": s, "prompt_seed": self.seed}) for s in self.seeds] if self.seeds else [("", {})]
         # a key meant for another method of the grid keeps its default in this method's runs
-        return [(name, PolicyTrainConfig.model_validate(
-                    base | {k: defaults[k] for k in unused_method_keys(self, m)} | {"method": m} | update))
-                for name, m, update in cells]
+        return [(name + tail, PolicyTrainConfig.model_validate(
+                    base | {k: defaults[k] for k in unused_method_keys(self, m)} | {"method": m} | update | seeded))
+                for name, m, update in self.cells() for tail, seeded in seeds]

@@ -257,7 +257,8 @@ def split_policy_prompts(cfg, world) -> tuple[list[str], list[str]]:
     need = cfg.eval_prompts + cfg.train_prompts
     if len(world.prompts) < need:
         raise GoodhartError(f"the world has {len(world.prompts)} prompts but eval_prompts + train_prompts = {need}")
-    order = np.random.default_rng(cfg.seed).permutation(len(world.prompts))
+    seed = cfg.seed if cfg.prompt_seed is None else cfg.prompt_seed
+    order = np.random.default_rng(seed).permutation(len(world.prompts))
     return [world.prompts[i] for i in order[: cfg.eval_prompts]], [world.prompts[i] for i in order[cfg.eval_prompts : need]]
 
 

@@ -1,0 +1,90 @@
+"""Claims rows of `goodhart policy pareto` (issue 17) for `goodhart claims`: every comparison is gold at
+matched KL on the same evaluation prompts (report.matched), paired within a seed and pooled over seeds
+(bon.prompt_stats.pooled, SPEC §11); verdicts by the stated rule (report.verdicts)."""
+
+from collections import defaultdict
+
+from goodhart.bon.prompt_stats import pooled
+from goodhart.report.matched import common_d, curve, extra_kl, matched
+from goodhart.report.verdicts import equivalence, verdict
+
+
+def _row(claim: str, measured: str, verdict_: str, seeds: str = "") -> dict:
+    return {"claim": claim, "measured": measured, "verdict": verdict_, "seeds": seeds}
+
+
+def _pool(per_seed: dict) -> tuple[float, float, float]:
+    got = list(per_seed.values())
+    return pooled([g["diff"] for g in got], [g["diff_lo"] for g in got], [g["diff_hi"] for g in got])
+
+
+def _fmt(e) -> str:
+    return f"{e[0]:+.3f} [{e[1]:+.3f}, {e[2]:+.3f}]"
+
+
+def _pairs(curves: dict, a: str, b: str) -> dict:
+    """{seed: matched(a, b) at the largest d both reach} over the seeds that have both runs."""
+    return {s: matched(c[a], c[b], common_d(c[a], c[b]), seed=s) for s, c in curves.items() if a in c and b in c}
+
+
+def _compare(claim: str, curves: dict, a: str, b: str, rule, why: str) -> dict:
+    got = _pairs(curves, a, b)
+    if not got:
+        return _row(claim, why, "not measured")
+    e = _pool(got)
+    ds = ", ".join(f"{g['d']:.2f}" for g in got.values())
+    return _row(claim, f"gold({a}) − gold({b}) at matched d = {ds} (per seed): {_fmt(e)}", rule(e[1], e[2]),
+                ", ".join(map(str, got)))
+
+
+def _curves(rows: list[dict]) -> dict:
+    """{seed: {cell: curve}}, with the reference's Best-of-n curve as cell "bon" in every seed."""
+    runs, bon = defaultdict(list), [r for r in rows if r.get("study") == "policy" and r["method"] == "bon"]
+    for r in rows:
+        if r.get("study") == "policy" and r["method"] != "bon":
+            runs[(r["seed"], r["cell"])].append(r)
+    out = defaultdict(dict)
+    for (seed, cell), pts in runs.items():
+        out[seed][cell] = curve(pts)
+        out[seed]["bon"] = curve(bon)
+    return dict(out)
+
+
+def _extra_kl_row(rows: list[dict], curves: dict) -> dict:
+    claim = "RL spends more KL than BoN for the same gold"
+    finals = {(r["seed"], r["cell"]): r["final_kl"] for r in rows if r.get("study") == "policy_summary"}
+    got = {s: x for s, c in curves.items() if "rloo-beta0" in c
+           and (x := extra_kl(c["rloo-beta0"], finals[(s, "rloo-beta0")], c["bon"], seed=s)) is not None}
+    if not got:
+        return _row(claim, "no rloo-beta0 run, or Best-of-n never reaches its final gold", "not measured")
+    e = _pool(got)
+    return _row(claim, f"KL(rloo-beta0) − KL(BoN) at RLOO's final gold: {_fmt(e)} nats", verdict(e[1], e[2]),
+                ", ".join(map(str, got)))
+
+
+def _jeffreys_row(curves: dict) -> dict:
+    claim = "Jeffreys BOND lies between forward and backward"
+    fwd, bwd = _pairs(curves, "bond-jeffreys", "bond-forward"), _pairs(curves, "bond-jeffreys", "bond-backward")
+    if not fwd or not bwd:
+        return _row(claim, "needs bond_divergences [forward, backward, jeffreys]", "not measured")
+    f, b = _pool(fwd), _pool(bwd)
+    signs = {1 if lo > 0 else -1 if hi < 0 else 0 for _, lo, hi in (f, b)}
+    v = "reproduced" if signs == {1, -1} else "contradicted" if len(signs) == 1 and 0 not in signs else "inconclusive"
+    return _row(claim, f"jeffreys − forward {_fmt(f)}; jeffreys − backward {_fmt(b)} (rule: reproduced when the two "
+                       "exclude 0 with opposite signs, contradicted when with the same sign)", v, ", ".join(map(str, fwd)))
+
+
+def pareto_claims(rows: list[dict]) -> list[dict]:
+    """The policy grid's claims (issue 17 §2), one row per claim (and per β_KL > 0)."""
+    curves = _curves(rows)
+    cells = sorted({c for cs in curves.values() for c in cs})
+    out = [_extra_kl_row(rows, curves)]
+    out += [_compare(f"≈ a KL penalty acts like early stopping (β_KL = {c[9:]})", curves, c, "rloo-beta0", equivalence,
+                     "needs rloo-beta0") for c in cells if c.startswith("rloo-beta") and c != "rloo-beta0"]
+    out.append(_compare("J-BOND beats RLOO at matched KL", curves, "jbond-beta0", "rloo-beta0", verdict,
+                        "needs jbond-beta0 and rloo-beta0 runs"))
+    out += [_compare(f"≈ BOND approaches the BoN frontier ({c})", curves, c, "bon", equivalence, "")
+            for c in cells if c.startswith(("bond-", "jbond-"))]
+    out.append(_jeffreys_row(curves))
+    return out + [_row("WARM-trained policy ≥ single-RM policy", "not measured by `policy pareto`: it trains against "
+                       "one reward_model; run the grid once per RM (single, ENS, WARM) and compare", "not measured")]
