@@ -298,7 +298,8 @@ def policy_pareto(
     out: Annotated[Path, typer.Option(help="sweep directory (rerun to continue an interrupted sweep)")] = Path("runs/pareto"),
     set_: SetOpt = None,
 ):
-    """RLOO at several β_KL and J-BOND on one gold/proxy-vs-KL plot.
+    """RLOO at several β_KL, J-BOND and BOND (with seeds) on one axis: a shared reference pool normalises every run
+    and gives the Best-of-n curve; gold against d and against proxy; `goodhart claims` on the directory.
 
     Example: goodhart policy pareto --set reward_model=runs/x/proxy_rm --set steps=30 --out runs/pareto
     """
