@@ -8,7 +8,6 @@ command continues the sweep; the reference pool comes from the sample cache."""
 import json
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from goodhart.bon.curve import bon_curve, fit_summary, resolve_ns
+from goodhart.bon.curve import bon_curve, resolve_ns
 from goodhart.bon.fits import chance_test
 from goodhart.commands.live import StudyTable
 from goodhart.commands.rm_suite import standardised_scores
