@@ -91,7 +91,7 @@ def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
     assert len(policy) == 12 and (out / "plots" / "policy.png").is_file()
     assert "bond_divergence: forward" in (out / "bond-forward" / "config.yaml").read_text()
     # one normalisation for every method's rows: the reference pool's (eval prompts × 16 initial samples)
-    norm = json.loads((out / "reference.json").read_text())["norm"]
+    norm = json.loads((out / "reference.json").read_text())["norm"]["main"]
     consts = {(r["gold_shift"], r["gold_scale"], r["proxy_shift"], r["proxy_scale"], r["norm_from"]) for r in rows
               if r["study"] == "policy"}
     assert consts == {(*norm["gold"], *norm["proxy"], "reference pool")}
@@ -177,3 +177,26 @@ def test_pareto_with_seeds_gives_claims_at_matched_kl(rm, tmp_path):
         assert table[name]["verdict"] in ("reproduced", "contradicted", "inconclusive"), table[name]
     assert table["J-BOND beats RLOO at matched KL"]["seeds"] == "0, 1"
     assert table["WARM-trained policy ≥ single-RM policy"]["verdict"] == "not measured"
+
+
+def test_pareto_reward_model_axis_compares_policies_across_rms(rm, tmp_path):
+    """A second proxy (here: an `rm train` run with another seed, named warm) on the reward-model axis: its
+    cell runs against it, keeps the reference's gold units with its own proxy units, and gets a claims row."""
+    from goodhart.commands.claims import claims_table
+    from goodhart.commands.pareto import run_pareto
+    from goodhart.config import load_policy_pareto_config
+
+    other = tmp_path / "rm2"
+    train_rm_run(load_rm_train_config(world="smoke", overrides=["rm.epochs=3", "seed=1"]), other)
+    cfg = load_policy_pareto_config(world="smoke", overrides=[
+        f"reward_model={rm}", "steps=4", "eval_every=2", "rl_betas=[0]", "jbond_gammas=[]", "reference_samples=16",
+        "bon_bootstrap=50", f"reward_models={{warm: {other}}}", "rm_axis_cells=[rloo-beta0]"])
+    assert [n for n, _ in cfg.runs()] == ["rloo-beta0", "rloo-beta0@warm"]
+    out = run_pareto(cfg, tmp_path / "p")
+    rows = [json.loads(line) for line in open(out / "results.jsonl")]
+    evals = [r for r in rows if r["study"] == "policy"]
+    assert {r["cell"] for r in evals} == {"bon", "bon@warm", "rloo-beta0", "rloo-beta0@warm"}
+    assert len({(r["gold_shift"], r["gold_scale"]) for r in evals}) == 1  # one gold unit
+    assert len({(r["proxy_shift"], r["proxy_scale"]) for r in evals}) == 2  # each RM its own proxy unit
+    claim = next(r for r in claims_table(rows) if r["claim"].startswith("WARM-trained policy"))
+    assert claim["verdict"] in ("reproduced", "contradicted", "inconclusive") and "rloo-beta0@warm" in claim["measured"]

@@ -32,33 +32,41 @@ def _finished(run: Path, steps: int) -> bool:
     return any(r.get("step") == steps for r in read_jsonl(run / RESULTS))
 
 
-def reference(cfg, out: Path) -> tuple[Norm, list[dict]]:
+def reference(cfg, out: Path) -> tuple[dict[str, Norm], list[dict]]:
     """The shared reference: the initial policy's samples on the evaluation prompts of every run (the same
-    seeded split), their gold and proxy normalisation, and the Best-of-n rows (KL bound, prompt bands)."""
+    seeded split) and their gold normalisation; per reward model (the main one, "", and each of
+    reward_models) its proxy normalisation and the Best-of-n rows it selects (KL bound, prompt bands,
+    per-prompt gold)."""
     from goodhart.worlds import load_world
 
     world = load_world(cfg)
     prompts, _ = split_policy_prompts(cfg, world)
     comps, gold = policy_pool(world, prompts, cfg.reference_samples, cfg.sampling, cfg.seed + 4, "reference pool")
-    rm = load_reward_model(cfg.reward_model)
     flat = [p for p in prompts for _ in range(comps.shape[1])]
-    proxy = aggregate(rm.member_scores(flat, list(comps.ravel())), rm.method, rm.lam).reshape(gold.shape)
-    norm = Norm(gold=normalisation(gold), proxy=normalisation(proxy))
-    g, p = (gold - norm.gold[0]) / norm.gold[1], (proxy - norm.proxy[0]) / norm.proxy[1]
+    gold_norm = normalisation(gold)
+    g = (gold - gold_norm[0]) / gold_norm[1]
     ns = resolve_ns(None, g.shape[1])
-    curve = bon_curve(p, g, p, ns, cfg.bon_bootstrap, cfg.seed)
-    common = {"study": "policy", "method": "bon", "reward_model": Path(cfg.reward_model).name, "world": world.name,
-              "beta_kl": 0.0, "seed": cfg.seed, "gold_shift": norm.gold[0], "gold_scale": norm.gold[1],
-              "proxy_shift": norm.proxy[0], "proxy_scale": norm.proxy[1], "norm_from": "reference pool",
-              "reference_samples": int(g.size)}
-    per_prompt = bon_estimate(p, g, ns)  # (P, L): what matched-KL comparisons read (report.matched)
-    rows = [common | {k: pt[k] for k in POINT_KEYS} | {"gold_prompts": [float(x) for x in per_prompt[:, j]]}
-            for j, pt in enumerate(curve["points"])]
-    atomic_write_text(out / REFERENCE, json.dumps({"norm": norm.model_dump(mode="json"), "prompts": len(prompts),
+    norms, rows = {}, []
+    for name, path in {"": cfg.reward_model, **cfg.reward_models}.items():
+        rm = load_reward_model(path)
+        proxy = aggregate(rm.member_scores(flat, list(comps.ravel())), rm.method, rm.lam).reshape(gold.shape)
+        norm = norms[name] = Norm(gold=gold_norm, proxy=normalisation(proxy))
+        p = (proxy - norm.proxy[0]) / norm.proxy[1]
+        curve = bon_curve(p, g, p, ns, cfg.bon_bootstrap, cfg.seed)
+        per_prompt = bon_estimate(p, g, ns)  # (P, L): what matched-KL comparisons read (report.matched)
+        common = {"study": "policy", "method": "bon", "cell": "bon" + (f"@{name}" if name else ""),
+                  "reward_model": Path(path).name, "world": world.name, "beta_kl": 0.0, "seed": cfg.seed,
+                  "gold_shift": norm.gold[0], "gold_scale": norm.gold[1], "proxy_shift": norm.proxy[0],
+                  "proxy_scale": norm.proxy[1], "norm_from": "reference pool", "reference_samples": int(g.size)}
+        rows += [common | {k: pt[k] for k in POINT_KEYS} | {"gold_prompts": [float(x) for x in per_prompt[:, j]]}
+                 for j, pt in enumerate(curve["points"])]
+        console.print(f"reference pool{f' ({name})' if name else ''}: {len(prompts)} prompts × {g.shape[1]} "
+                      f"initial-policy samples; gold (g − {norm.gold[0]:.4f}) / {norm.gold[1]:.4f}, proxy "
+                      f"(r − {norm.proxy[0]:.4f}) / {norm.proxy[1]:.4f}")
+    atomic_write_text(out / REFERENCE, json.dumps({"norm": {k or "main": v.model_dump(mode="json")
+                                                            for k, v in norms.items()}, "prompts": len(prompts),
                                                    "samples_per_prompt": int(g.shape[1])}, indent=1))
-    console.print(f"reference pool: {len(prompts)} prompts × {g.shape[1]} initial-policy samples; gold "
-                  f"(g − {norm.gold[0]:.4f}) / {norm.gold[1]:.4f}, proxy (r − {norm.proxy[0]:.4f}) / {norm.proxy[1]:.4f}")
-    return norm, rows
+    return norms, rows
 
 
 def run_pareto(cfg, out: str | Path) -> Path:
@@ -69,9 +77,10 @@ def run_pareto(cfg, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    norm, bon_rows = reference(cfg, out)
+    norms, bon_rows = reference(cfg, out)
+    by_path = {cfg.reward_model: norms[""]} | {path: norms[name] for name, path in cfg.reward_models.items()}
     for name, sub in cfg.runs():
-        sub = sub.model_copy(update={"norm": norm})
+        sub = sub.model_copy(update={"norm": by_path[sub.reward_model]})
         run = out / name
         if _finished(run, sub.steps):
             console.print(f"{name}: done already, skipped")
@@ -81,7 +90,7 @@ def run_pareto(cfg, out: str | Path) -> Path:
     cell = {c + (f"-s{s}" if cfg.seeds else ""): c for c, _, _ in cfg.cells() for s in (cfg.seeds or [None])}
     rows = [r | {"run": name, "cell": cell[name]} for name, _ in cfg.runs() for r in RunDir(out / name).results()]
     stale = sorted({r["run"] for r in rows if r.get("norm_from") != "reference pool"
-                    or (r["gold_shift"], r["gold_scale"]) != tuple(norm.gold)})
+                    or (r["gold_shift"], r["gold_scale"]) != tuple(norms[""].gold)})
     if stale:
         raise GoodhartError(f"{out}: runs {', '.join(stale)} were measured with another normalisation than this "
                             "reference pool; rerun them (delete their directories)")

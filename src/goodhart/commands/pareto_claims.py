@@ -38,15 +38,15 @@ def _compare(claim: str, curves: dict, a: str, b: str, rule, why: str) -> dict:
 
 
 def _curves(rows: list[dict]) -> dict:
-    """{seed: {cell: curve}}, with the reference's Best-of-n curve as cell "bon" in every seed."""
-    runs, bon = defaultdict(list), [r for r in rows if r.get("study") == "policy" and r["method"] == "bon"]
+    """{seed: {cell: curve}}, with each reward model's Best-of-n curve ("bon", "bon@<name>") in every seed."""
+    runs, bon = defaultdict(list), defaultdict(list)
     for r in rows:
-        if r.get("study") == "policy" and r["method"] != "bon":
-            runs[(r["seed"], r["cell"])].append(r)
+        if r.get("study") == "policy":
+            (bon[r["cell"]] if r["method"] == "bon" else runs[(r["seed"], r["cell"])]).append(r)
     out = defaultdict(dict)
     for (seed, cell), pts in runs.items():
         out[seed][cell] = curve(pts)
-        out[seed]["bon"] = curve(bon)
+        out[seed] |= {name: curve(b) for name, b in bon.items()}
     return dict(out)
 
 
@@ -77,14 +77,28 @@ def _jeffreys_row(curves: dict) -> dict:
 def pareto_claims(rows: list[dict]) -> list[dict]:
     """The policy grid's claims (issue 17 §2), one row per claim (and per β_KL > 0)."""
     curves = _curves(rows)
-    cells = sorted({c for cs in curves.values() for c in cs})
+    cells = sorted({c for cs in curves.values() for c in cs if c.split("@")[0] != "bon"})  # the policy runs
     out = [_extra_kl_row(rows, curves)]
     out += [_compare(f"≈ a KL penalty acts like early stopping (β_KL = {c[9:]})", curves, c, "rloo-beta0", equivalence,
                      "needs rloo-beta0") for c in cells if c.startswith("rloo-beta") and c != "rloo-beta0"]
     out.append(_compare("J-BOND beats RLOO at matched KL", curves, "jbond-beta0", "rloo-beta0", verdict,
                         "needs jbond-beta0 and rloo-beta0 runs"))
-    out += [_compare(f"≈ BOND approaches the BoN frontier ({c})", curves, c, "bon", equivalence, "")
-            for c in cells if c.startswith(("bond-", "jbond-"))]
+    out += [_compare(f"≈ BOND approaches the BoN frontier ({c})", curves, c, "bon" + c[c.index("@"):] if "@" in c
+                     else "bon", equivalence, "") for c in cells if c.startswith(("bond-", "jbond-"))]
     out.append(_jeffreys_row(curves))
-    return out + [_row("WARM-trained policy ≥ single-RM policy", "not measured by `policy pareto`: it trains against "
-                       "one reward_model; run the grid once per RM (single, ENS, WARM) and compare", "not measured")]
+    return out + rm_axis_rows(cells, curves)
+
+
+def rm_axis_rows(cells: list[str], curves: dict) -> list[dict]:
+    """Each <cell>@<rm> against <cell> on the main reward model, gold at matched KL (WARM's claim when the
+    name says warm: its policies beat the single RM's)."""
+    out = []
+    for c in (c for c in cells if "@" in c):
+        base, rm = c.split("@")
+        claim = (f"WARM-trained policy ≥ single-RM policy ({base}: {rm} vs the main RM)" if "warm" in rm.lower()
+                 else f"policy against {rm} ≥ against the main RM ({base})")
+        out.append(_compare(claim, curves, c, base, verdict, f"needs the {base} run on the main RM"))
+    if not out:
+        out.append(_row("WARM-trained policy ≥ single-RM policy", "the sweep has no reward-model axis: set "
+                        "reward_models (e.g. {warm: runs/w}) and rm_axis_cells", "not measured"))
+    return out

@@ -225,6 +225,11 @@ class PolicyParetoConfig(PolicyTrainConfig):
     bon_bootstrap: int = Field(200, ge=0, description="prompt-bootstrap resamples of the reference Best-of-n curve")
     seeds: list[int] | None = Field(None, description="training seeds of every cell (claims pool them, SPEC §11); "
                                     "None: one run per cell with `seed`")
+    reward_models: dict[str, str] = Field({}, description="the reward-model axis: more proxies (name: path, e.g. "
+                                          "{warm: runs/w, ens: runs/e}) that the rm_axis_cells also train against, "
+                                          "as <cell>@<name>; gold stays in the reference's units")
+    rm_axis_cells: list[str] = Field(["jbond-beta0", "rloo-beta0"], description="cells run against every "
+                                     "reward_models entry too (names as in the grid: rloo-beta0, bond-forward, …)")
 
     @model_validator(mode="after")
     def _check_grid(self):
@@ -234,19 +239,30 @@ class PolicyParetoConfig(PolicyTrainConfig):
             raise ValueError("the grid is empty: give rl_betas, jbond_gammas or bond_divergences")
         if self.norm is not None:
             raise ValueError("norm is set by policy pareto from its reference pool; leave it out")
+        names = {c for c, _, _ in self._method_cells()}
+        if self.reward_models and not set(self.rm_axis_cells) & names:
+            raise ValueError(f"rm_axis_cells {self.rm_axis_cells} names no cell of the grid ({sorted(names)})")
+        if any(not n.isidentifier() for n in self.reward_models):
+            raise ValueError("reward_models names must be plain words (letters, digits, _), e.g. warm, ens")
         return self
 
-    def cells(self) -> list[tuple[str, str, dict]]:
-        """(cell name, method, settings) of every method × setting of the grid."""
+    def _method_cells(self) -> list[tuple[str, str, dict]]:
         cells = [(f"rloo-beta{b:g}", "rloo", {"beta_kl": b}) for b in self.rl_betas]
         cells += [(f"jbond-beta{g:g}", "jbond", {"beta_kl": g}) for g in self.jbond_gammas]
         return cells + [(f"bond-{d}", "bond", {"bond_divergence": d, "beta_kl": 0.0}) for d in self.bond_divergences]
+
+    def cells(self) -> list[tuple[str, str, dict]]:
+        """(cell name, method, settings) of every method × setting of the grid, then the rm_axis_cells
+        against each of reward_models as <cell>@<name>."""
+        cells = self._method_cells()
+        return cells + [(f"{c}@{name}", m, u | {"reward_model": path}) for name, path in self.reward_models.items()
+                        for c, m, u in cells if c in self.rm_axis_cells]
 
     def runs(self) -> list[tuple[str, PolicyTrainConfig]]:
         """(sub-run name, config) for every cell and seed: <cell>, or <cell>-s<seed> when seeds are given
         (each seed trains and samples anew; the prompt split stays the one of `seed`)."""
         base = self.model_dump(exclude={"rl_betas", "jbond_gammas", "bond_divergences", "reference_samples",
-                                        "bon_bootstrap", "seeds"})
+                                        "bon_bootstrap", "seeds", "reward_models", "rm_axis_cells"})
         defaults = {k: PolicyTrainConfig.model_fields[k].default for k in METHOD_KEYS}
         seeds = [(f"-s{s}", {"seed": s, "prompt_seed": self.seed}) for s in self.seeds] if self.seeds else [("", {})]
         # a key meant for another method of the grid keeps its default in this method's runs
