@@ -27,7 +27,8 @@ def bon_curve(select, gold, proxy, ns, n_boot: int = 0, seed: int = 0, extra: di
     band is the estimate itself. `extra`: {name: (B, N) values} also averaged at the pick (e.g. member
     disagreement). select, gold, proxy: (B, N).
 
-    Returns {"points": one dict per n (POINT_KEYS, then the extra names), "summary": the gold peak
+    Returns {"per_prompt": (B, len(ns)) gold of the pick per prompt, "points": one dict per n (POINT_KEYS,
+    then the extra names), "summary": the gold peak
     (n, value, band, KL), gold and proxy at the largest n, and — when there are ≥ 3 points with ≥ 2
     distinct d > 0 — the fit R_bon(d) = d(α − βd) as `fit_*` fields (prompt-bootstrap intervals from
     the per-prompt curves when B ≥ 2, SPEC §11); with B ≥ 4 prompts and n_boot > 0 also the paired
@@ -56,7 +57,7 @@ def bon_curve(select, gold, proxy, ns, n_boot: int = 0, seed: int = 0, extra: di
         small = ns <= ns[-1] / 8
         if np.unique(d[small & (d > 0)]).size >= 2 and (~small).any():
             summary |= heldout_check("bon", d, per_prompt, small, seed=seed)
-    return {"points": points, "summary": summary}
+    return {"points": points, "summary": summary, "per_prompt": per_prompt}
 
 
 def fit_summary(fit) -> dict:

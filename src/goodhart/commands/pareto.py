@@ -11,7 +11,6 @@ from pathlib import Path
 import yaml
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
-from goodhart.bon.estimator import bon_estimate
 from goodhart.commands.policy_train import run_policy, run_summary
 from goodhart.config.commands import Norm
 from goodhart.errors import GoodhartError
@@ -53,7 +52,7 @@ def reference(cfg, out: Path) -> tuple[dict[str, Norm], list[dict]]:
         norm = norms[name] = Norm(gold=gold_norm, proxy=normalisation(proxy))
         p = (proxy - norm.proxy[0]) / norm.proxy[1]
         curve = bon_curve(p, g, p, ns, cfg.bon_bootstrap, cfg.seed)
-        per_prompt = bon_estimate(p, g, ns)  # (P, L): what matched-KL comparisons read (report.matched)
+        per_prompt = curve["per_prompt"]  # (P, L): what matched-KL comparisons read (report.matched)
         common = {"study": "policy", "method": "bon", "cell": "bon" + (f"@{name}" if name else ""),
                   "reward_model": Path(path).name, "world": world.name, "beta_kl": 0.0, "seed": cfg.seed,
                   "gold_shift": norm.gold[0], "gold_scale": norm.gold[1], "proxy_shift": norm.proxy[0],

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
-from goodhart.bon.estimator import bon_estimate
 from goodhart.bon.prompt_stats import mcnemar_exact, paired_difference
 from goodhart.commands.run import start_study, world_pools
 from goodhart.config import RMTraining
@@ -165,7 +164,7 @@ def bon_rows(scores: dict, gold_norm, cfg, ns, seed: int, common: dict) -> list[
         select = s["pool"].reshape(gold_norm.shape)
         curve = bon_curve(select, gold_norm, select, ns, cfg.bon.bootstrap, seed)
         summary[name] = curve["summary"]
-        per_prompt[name] = bon_estimate(select, gold_norm, ns)
+        per_prompt[name] = curve["per_prompt"]
         rows += [{"study": "bon", "method": "bon", "reward_model": name} | common | {k: p[k] for k in keys}
                  for p in curve["points"]]
     if cfg.bon.bootstrap and gold_norm.shape[0] >= 2:
