@@ -141,8 +141,8 @@ class Norm(BaseModel):
     """(shift, scale) of gold and of proxy: a reported value is (raw − shift) / scale (SPEC §5)."""
 
     model_config = ConfigDict(extra="forbid")
-    gold: tuple[float, float]
-    proxy: tuple[float, float]
+    gold: tuple[float, float] = Field(..., description="(shift, scale) of the gold reward")
+    proxy: tuple[float, float] = Field(..., description="(shift, scale) of the proxy reward")
 
     @model_validator(mode="after")
     def _check(self):
