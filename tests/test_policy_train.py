@@ -200,3 +200,12 @@ def test_pareto_reward_model_axis_compares_policies_across_rms(rm, tmp_path):
     assert len({(r["proxy_shift"], r["proxy_scale"]) for r in evals}) == 2  # each RM its own proxy unit
     claim = next(r for r in claims_table(rows) if r["claim"].startswith("WARM-trained policy"))
     assert claim["verdict"] in ("reproduced", "contradicted", "inconclusive") and "rloo-beta0@warm" in claim["measured"]
+
+
+def test_pareto_with_a_missing_reward_model_writes_nothing(rm, tmp_path):
+    from helpers import assert_one_line_error, goodhart
+
+    res = goodhart("policy", "pareto", "--world", "smoke", "--out", str(tmp_path / "p"), "--set", f"reward_model={rm}",
+                   "--set", f"reward_models={{warm: {tmp_path / 'nowhere'}}}")
+    assert_one_line_error(res, "is not a reward-model checkpoint")
+    assert not (tmp_path / "p").exists()

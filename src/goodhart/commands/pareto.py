@@ -31,13 +31,15 @@ def _finished(run: Path, steps: int) -> bool:
     return any(r.get("step") == steps for r in read_jsonl(run / RESULTS))
 
 
-def reference(cfg, out: Path) -> tuple[dict[str, Norm], list[dict]]:
+def reference(cfg) -> tuple[dict[str, Norm], list[dict], dict]:
     """The shared reference: the initial policy's samples on the evaluation prompts of every run (the same
     seeded split) and their gold normalisation; per reward model (the main one, "", and each of
     reward_models) its proxy normalisation and the Best-of-n rows it selects (KL bound, prompt bands,
-    per-prompt gold)."""
+    per-prompt gold); and what reference.json records. Writes nothing (a bad reward model path fails here,
+    before the sweep directory is touched)."""
     from goodhart.worlds import load_world
 
+    rms = {name: load_reward_model(path) for name, path in {"": cfg.reward_model, **cfg.reward_models}.items()}
     world = load_world(cfg)
     prompts, _ = split_policy_prompts(cfg, world)
     comps, gold = policy_pool(world, prompts, cfg.reference_samples, cfg.sampling, cfg.seed + 4, "reference pool")
@@ -46,8 +48,8 @@ def reference(cfg, out: Path) -> tuple[dict[str, Norm], list[dict]]:
     g = (gold - gold_norm[0]) / gold_norm[1]
     ns = resolve_ns(None, g.shape[1])
     norms, rows = {}, []
-    for name, path in {"": cfg.reward_model, **cfg.reward_models}.items():
-        rm = load_reward_model(path)
+    for name, rm in rms.items():
+        path = cfg.reward_models.get(name, cfg.reward_model)
         proxy = aggregate(rm.member_scores(flat, list(comps.ravel())), rm.method, rm.lam).reshape(gold.shape)
         norm = norms[name] = Norm(gold=gold_norm, proxy=normalisation(proxy))
         p = (proxy - norm.proxy[0]) / norm.proxy[1]
@@ -62,10 +64,9 @@ def reference(cfg, out: Path) -> tuple[dict[str, Norm], list[dict]]:
         console.print(f"reference pool{f' ({name})' if name else ''}: {len(prompts)} prompts × {g.shape[1]} "
                       f"initial-policy samples; gold (g − {norm.gold[0]:.4f}) / {norm.gold[1]:.4f}, proxy "
                       f"(r − {norm.proxy[0]:.4f}) / {norm.proxy[1]:.4f}")
-    atomic_write_text(out / REFERENCE, json.dumps({"norm": {k or "main": v.model_dump(mode="json")
-                                                            for k, v in norms.items()}, "prompts": len(prompts),
-                                                   "samples_per_prompt": int(g.shape[1])}, indent=1))
-    return norms, rows
+    facts = {"norm": {k or "main": v.model_dump(mode="json") for k, v in norms.items()}, "prompts": len(prompts),
+             "samples_per_prompt": int(g.shape[1])}
+    return norms, rows, facts
 
 
 def run_pareto(cfg, out: str | Path) -> Path:
@@ -74,9 +75,10 @@ def run_pareto(cfg, out: str | Path) -> Path:
     from goodhart.report import build_report
 
     out = Path(out)
+    norms, bon_rows, facts = reference(cfg)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    norms, bon_rows = reference(cfg, out)
+    atomic_write_text(out / REFERENCE, json.dumps(facts, indent=1))
     by_path = {cfg.reward_model: norms[""]} | {path: norms[name] for name, path in cfg.reward_models.items()}
     for name, sub in cfg.runs():
         sub = sub.model_copy(update={"norm": by_path[sub.reward_model]})
