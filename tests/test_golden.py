@@ -20,7 +20,11 @@ amplified it), not by any change of code path. Issue 18 changed `rm suite` on pu
 independent members, McNemar and paired Best-of-n rows, new columns, the pooled table): before its AVX2
 entry was rewritten, the suite run with `independent=0` was checked to give every field of every old row
 (6 summary rows, 96 curve rows) equal to the old reference to the bit; the AVX-512 reference has no
-`rm suite` entry since then. Timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out: they
+`rm suite` entry since then. Issue 17 added fields to every `policy train` evaluation row (the prompt
+bands gold_lo / gold_hi / proxy_lo / proxy_hi, per-prompt gold, the normalisation constants and their
+source): the AVX2 entries were rewritten after checking that every old field of every row kept its value
+to 1e-9 and the five other commands' entries stayed equal; the AVX-512 reference has no `policy train`
+entries since then. Timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out: they
 differ run to run. Rewrite the reference only for a change that is meant to change results, and say so
 in the commit message.
 """
