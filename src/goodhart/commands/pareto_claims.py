@@ -43,10 +43,10 @@ def _curves(rows: list[dict]) -> dict:
     for r in rows:
         if r.get("study") == "policy":
             (bon[r["cell"]] if r["method"] == "bon" else runs[(r["seed"], r["cell"])]).append(r)
-    out = defaultdict(dict)
+    bon_curves = {name: curve(b) for name, b in bon.items()}  # one reference pool: the same in every seed
+    out = defaultdict(lambda: dict(bon_curves))
     for (seed, cell), pts in runs.items():
         out[seed][cell] = curve(pts)
-        out[seed] |= {name: curve(b) for name, b in bon.items()}
     return dict(out)
 
 
