@@ -186,6 +186,7 @@ def suite_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel: 
     metrics = read_jsonl(run.file("metrics.jsonl")) if run.file("metrics.jsonl").is_file() else []
     total = sum(m.get("time/total_s", 0) for m in metrics if m.get("phase") == "summary")
     reps = ", ".join(f"{r['replicate']} {r['replicate_s'] / 60:.1f}" for r in done)
+    secs = [r["replicate_s"] for r in done] or [0.0]
     out = [MARKER, "", "## Setup (from the run's config.yaml and rows)", ""] + _suite_setup(run, rows)
     out += ["", "#" + claims_markdown(claims).rstrip(), "", "## Pooled over seeds", "",
             "Accuracies: mean over seeds with a 95% t interval over seeds; Best-of-n: seeds pooled with each seed's "
@@ -198,8 +199,10 @@ def suite_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel: 
             "Left: Best-of-n gold at each RM's own peak, seed-pooled 95% intervals; right: the paired differences "
             "of the table above.", "", f"![curves]({rel}/{prefix}_curves.png)", "",
             f"Best-of-n gold against d for every RM of one replicate (ρ = {rho:g}, seed {seed}; members grey).", "",
-            "## Time", "", f"{total / 60:.0f} min in `goodhart rm suite` (summed over invocations); replicates "
-            f"{reps} min.", ""]
+            "## Time", "", f"Replicates (wall time of each): {reps} min; sum {sum(secs) / 60:.0f} min, median "
+            f"{np.median(secs) / 60:.1f} min. Invocations that ran to their end logged {total / 60:.0f} min in all (an "
+            "interrupted invocation logs no total; sampling, cached after the first invocation, is outside the "
+            "replicates).", ""]
     return "\n".join(out)
 
 
