@@ -15,7 +15,7 @@ from goodhart.bon.prompt_stats import DRAWS, Z95, interval_sd, pooled
 from goodhart.commands.pareto_claims import pareto_claims
 from goodhart.commands.suite_claims import suite_claims
 from goodhart.errors import GoodhartError
-from goodhart.report.verdicts import RULE, equivalence, verdict  # noqa: F401 (RULE: the CLI reads it here)
+from goodhart.report.verdicts import RULE, claim_row, equivalence, fmt_estimate, verdict  # noqa: F401 (RULE: the CLI reads it here)
 from goodhart.runs import RESULTS, RunDir, atomic_write_text
 
 
@@ -52,14 +52,6 @@ def _fit_key(group, name):
                   [r[f"fit_{name}_ci"][1] for r in got]) if got else None
 
 
-def _row(claim: str, value: str, verdict_: str, seeds: str = "") -> dict:
-    return {"claim": claim, "measured": value, "verdict": verdict_, "seeds": seeds}
-
-
-def _fmt(est) -> str:
-    return f"{est[0]:+.3f} [{est[1]:+.3f}, {est[2]:+.3f}]"
-
-
 def fall_rows(groups) -> list[dict]:
     out = []
     for (size, data), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -67,10 +59,10 @@ def fall_rows(groups) -> list[dict]:
         seeds = ", ".join(str(r["seed"]) for r in group)
         claim = f"proxy rises while gold peaks and falls ({size}, {data} comparisons)"
         if fall is None:
-            out.append(_row(claim, "no paired fall (needs ≥ 4 eval prompts and bon.bootstrap > 0)", "not measured"))
+            out.append(claim_row(claim, "no paired fall (needs ≥ 4 eval prompts and bon.bootstrap > 0)", "not measured"))
             continue
         rise = float(np.mean([r["proxy_at_max_n"] for r in group]))
-        out.append(_row(claim, f"gold(peak) − gold(max n) {_fmt(fall)}; proxy at max n {rise:+.2f}",
+        out.append(claim_row(claim, f"gold(peak) − gold(max n) {fmt_estimate(fall)}; proxy at max n {rise:+.2f}",
                         verdict(fall[1], fall[2]) if rise > 0 else "contradicted", seeds))
     return out
 
@@ -97,9 +89,9 @@ def _trend(claim: str, cells, name: str, direction: int, what: str) -> dict:
                                                                          "peak_gold_hi")) for x, g in cells]
     ests = [(x, e) for x, e in ests if e is not None]
     if len(ests) < 2:
-        return _row(claim, f"needs ≥ 2 {what} with a fit (the study has {len(ests)})", "not measured")
+        return claim_row(claim, f"needs ≥ 2 {what} with a fit (the study has {len(ests)})", "not measured")
     s = slope([x for x, _ in ests], *zip(*[e for _, e in ests], strict=True))
-    return _row(claim, f"slope per decade {_fmt(s)} over {len(ests)} {what}", verdict(s[1], s[2], direction))
+    return claim_row(claim, f"slope per decade {fmt_estimate(s)} over {len(ests)} {what}", verdict(s[1], s[2], direction))
 
 
 def threshold_row(groups) -> dict:
@@ -107,11 +99,11 @@ def threshold_row(groups) -> dict:
     claim = "a data threshold below which proxies are near chance"
     datas = sorted({d for _, d in groups})
     if len(datas) < 2:
-        return _row(claim, "needs ≥ 2 data sizes", "not measured")
+        return claim_row(claim, "needs ≥ 2 data sizes", "not measured")
     p = {d: float(np.median([r["chance_p"] for (_, dd), g in groups.items() if dd == d for r in g])) for d in datas}
     value = f"median binomial p vs chance: {datas[0]} → {p[datas[0]]:.3g}, {datas[-1]} → {p[datas[-1]]:.3g}"
     small, large = p[datas[0]] >= 0.05, p[datas[-1]] < 0.05
-    return _row(claim, value + " (rule: smallest p ≥ 0.05 and largest p < 0.05)",
+    return claim_row(claim, value + " (rule: smallest p ≥ 0.05 and largest p < 0.05)",
                 "reproduced" if small and large else "contradicted" if not small else "inconclusive")
 
 
@@ -119,9 +111,9 @@ def heldout_row(groups) -> dict:
     claim = "the BoN form fits (fit on n ≤ N/8 predicts larger n)"
     got = [r for g in groups.values() for r in g if r.get("heldout_coverage") is not None]
     if not got:
-        return _row(claim, "no held-out check (needs ≥ 2 distinct n ≤ N/8 and bon.bootstrap > 0)", "not measured")
+        return claim_row(claim, "no held-out check (needs ≥ 2 distinct n ≤ N/8 and bon.bootstrap > 0)", "not measured")
     cover, mae = np.mean([r["heldout_coverage"] for r in got]), np.mean([r["heldout_mae"] for r in got])
-    return _row(claim, f"held-out n covered {cover:.2f} (mean over {len(got)} cells), MAE {mae:.3f} "
+    return claim_row(claim, f"held-out n covered {cover:.2f} (mean over {len(got)} cells), MAE {mae:.3f} "
                        "(rule: coverage ≥ 0.8 reproduced, < 0.5 contradicted)",
                 "reproduced" if cover >= 0.8 else "contradicted" if cover < 0.5 else "inconclusive")
 
@@ -130,11 +122,11 @@ def seeds_row(groups) -> dict:
     claim = "the fall and the fit replicate across seeds"
     seeds = {r["seed"] for g in groups.values() for r in g}
     if len(seeds) < 2:
-        return _row(claim, f"needs ≥ 2 seeds (grid.seeds); the study has {len(seeds)}", "not measured")
+        return claim_row(claim, f"needs ≥ 2 seeds (grid.seeds); the study has {len(seeds)}", "not measured")
     spread = [np.ptp([r["fit_alpha"] for r in g]) for g in groups.values() if len(g) > 1 and
               all(r.get("fit_alpha") is not None for r in g)]
     agree = [len({np.sign(r["fall"]) for r in g}) == 1 for g in groups.values() if all("fall" in r for r in g)]
-    return _row(claim, f"{len(seeds)} seeds; α range across seeds (median over cells) {np.median(spread):.3f}; "
+    return claim_row(claim, f"{len(seeds)} seeds; α range across seeds (median over cells) {np.median(spread):.3f}; "
                        f"sign of the fall agrees in {sum(agree)}/{len(agree)} cells (rule: all agree)",
                 "reproduced" if agree and all(agree) else "inconclusive", ", ".join(map(str, sorted(seeds))))
 
@@ -169,7 +161,7 @@ def rl_rows(rows: list[dict]) -> list[dict]:
     claim_kl, claim_pen = "RL spends more KL than BoN for the same gold", "≈ a KL penalty acts like early stopping"
     if not policy:
         why = "the study has no RL cells (policy.methods)"
-        return [_row(claim_kl, why, "not measured"), _row(claim_pen, why, "not measured")]
+        return [claim_row(claim_kl, why, "not measured"), claim_row(claim_pen, why, "not measured")]
     diffs = []
     for pts in policy.values():
         end, bon = pts[-1], curves.get(_rm_cell(pts[-1]))
@@ -177,9 +169,9 @@ def rl_rows(rows: list[dict]) -> list[dict]:
         kl_lo, kl_hi = (_kl_at_gold(bon, g) if bon else None for g in (lo_g, hi_g))
         if kl_lo is not None and kl_hi is not None:
             diffs.append((end["kl"] - _kl_at_gold(bon, end["gold"]), end["kl"] - kl_hi, end["kl"] - kl_lo))
-    out = [_row(claim_kl, f"KL(RL) − KL(BoN) at RL's final gold, smallest of {len(diffs)} runs: "
-                          f"{_fmt(min(diffs, key=lambda t: t[1]))}", verdict(*min(diffs, key=lambda t: t[1])[1:]))
-           if diffs else _row(claim_kl, "BoN never reaches the RL runs' gold in this study", "inconclusive")]
+    out = [claim_row(claim_kl, f"KL(RL) − KL(BoN) at RL's final gold, smallest of {len(diffs)} runs: "
+                          f"{fmt_estimate(min(diffs, key=lambda t: t[1]))}", verdict(*min(diffs, key=lambda t: t[1])[1:]))
+           if diffs else claim_row(claim_kl, "BoN never reaches the RL runs' gold in this study", "inconclusive")]
     return out + [penalty_row(claim_pen, policy)]
 
 
@@ -201,10 +193,10 @@ def penalty_row(claim: str, policy: dict) -> dict:
                 se = float(np.hypot(end["gold_se"], np.interp(end["kl"], kl0, se0)))
                 diffs.append((d, d - Z95 * se, d + Z95 * se))
     if not diffs:
-        return _row(claim, "needs RL runs at β_KL = 0 and β_KL > 0 whose final KL lies in the β = 0 run's range",
+        return claim_row(claim, "needs RL runs at β_KL = 0 and β_KL > 0 whose final KL lies in the β = 0 run's range",
                     "not measured")
     widest = max(diffs, key=lambda t: abs(t[0]))
-    return _row(claim, f"gold(β > 0) − gold(β = 0) at matched KL, largest of {len(diffs)}: {_fmt(widest)}",
+    return claim_row(claim, f"gold(β > 0) − gold(β = 0) at matched KL, largest of {len(diffs)}: {fmt_estimate(widest)}",
                 equivalence(widest[1], widest[2]))
 
 
@@ -227,7 +219,7 @@ def claims_table(rows: list[dict]) -> list[dict]:
     params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
     out = fall_rows(groups) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
                                                              seeds_row(groups)] + rl_rows(rows)
-    return out + [_row(c, f"not measured by `goodhart study`: {why}", "not measured") for c, why in NOT_YET]
+    return out + [claim_row(c, f"not measured by `goodhart study`: {why}", "not measured") for c, why in NOT_YET]
 
 
 def claims_markdown(table: list[dict]) -> str:

@@ -6,20 +6,12 @@ from collections import defaultdict
 
 from goodhart.bon.prompt_stats import pooled
 from goodhart.report.matched import common_d, curve, extra_kl, matched
-from goodhart.report.verdicts import equivalence, verdict
-
-
-def _row(claim: str, measured: str, verdict_: str, seeds: str = "") -> dict:
-    return {"claim": claim, "measured": measured, "verdict": verdict_, "seeds": seeds}
+from goodhart.report.verdicts import claim_row, equivalence, fmt_estimate, verdict
 
 
 def _pool(per_seed: dict) -> tuple[float, float, float]:
     got = list(per_seed.values())
     return pooled([g["diff"] for g in got], [g["diff_lo"] for g in got], [g["diff_hi"] for g in got])
-
-
-def _fmt(e) -> str:
-    return f"{e[0]:+.3f} [{e[1]:+.3f}, {e[2]:+.3f}]"
 
 
 def _pairs(curves: dict, a: str, b: str) -> dict:
@@ -30,10 +22,10 @@ def _pairs(curves: dict, a: str, b: str) -> dict:
 def _compare(claim: str, curves: dict, a: str, b: str, rule, why: str) -> dict:
     got = _pairs(curves, a, b)
     if not got:
-        return _row(claim, why, "not measured")
+        return claim_row(claim, why, "not measured")
     e = _pool(got)
     ds = ", ".join(f"{g['d']:.2f}" for g in got.values())
-    return _row(claim, f"gold({a}) − gold({b}) at matched d = {ds} (per seed): {_fmt(e)}", rule(e[1], e[2]),
+    return claim_row(claim, f"gold({a}) − gold({b}) at matched d = {ds} (per seed): {fmt_estimate(e)}", rule(e[1], e[2]),
                 ", ".join(map(str, got)))
 
 
@@ -56,9 +48,9 @@ def _extra_kl_row(rows: list[dict], curves: dict) -> dict:
     got = {s: x for s, c in curves.items() if "rloo-beta0" in c
            and (x := extra_kl(c["rloo-beta0"], finals[(s, "rloo-beta0")], c["bon"], seed=s)) is not None}
     if not got:
-        return _row(claim, "no rloo-beta0 run, or Best-of-n never reaches its final gold", "not measured")
+        return claim_row(claim, "no rloo-beta0 run, or Best-of-n never reaches its final gold", "not measured")
     e = _pool(got)
-    return _row(claim, f"KL(rloo-beta0) − KL(BoN) at RLOO's final gold: {_fmt(e)} nats", verdict(e[1], e[2]),
+    return claim_row(claim, f"KL(rloo-beta0) − KL(BoN) at RLOO's final gold: {fmt_estimate(e)} nats", verdict(e[1], e[2]),
                 ", ".join(map(str, got)))
 
 
@@ -66,11 +58,11 @@ def _jeffreys_row(curves: dict) -> dict:
     claim = "Jeffreys BOND lies between forward and backward"
     fwd, bwd = _pairs(curves, "bond-jeffreys", "bond-forward"), _pairs(curves, "bond-jeffreys", "bond-backward")
     if not fwd or not bwd:
-        return _row(claim, "needs bond_divergences [forward, backward, jeffreys]", "not measured")
+        return claim_row(claim, "needs bond_divergences [forward, backward, jeffreys]", "not measured")
     f, b = _pool(fwd), _pool(bwd)
     signs = {1 if lo > 0 else -1 if hi < 0 else 0 for _, lo, hi in (f, b)}
     v = "reproduced" if signs == {1, -1} else "contradicted" if len(signs) == 1 and 0 not in signs else "inconclusive"
-    return _row(claim, f"jeffreys − forward {_fmt(f)}; jeffreys − backward {_fmt(b)} (rule: reproduced when the two "
+    return claim_row(claim, f"jeffreys − forward {fmt_estimate(f)}; jeffreys − backward {fmt_estimate(b)} (rule: reproduced when the two "
                        "exclude 0 with opposite signs, contradicted when with the same sign)", v, ", ".join(map(str, fwd)))
 
 
@@ -99,6 +91,6 @@ def rm_axis_rows(cells: list[str], curves: dict) -> list[dict]:
                  else f"policy against {rm} ≥ against the main RM ({base})")
         out.append(_compare(claim, curves, c, base, verdict, f"needs the {base} run on the main RM"))
     if not out:
-        out.append(_row("WARM-trained policy ≥ single-RM policy", "the sweep has no reward-model axis: set "
+        out.append(claim_row("WARM-trained policy ≥ single-RM policy", "the sweep has no reward-model axis: set "
                         "reward_models (e.g. {warm: runs/w}) and rm_axis_cells", "not measured"))
     return out

@@ -26,3 +26,13 @@ def mcnemar_verdict(test: dict, a_wins: bool = True) -> str:
     if test["p"] >= ALPHA:
         return "inconclusive"
     return "reproduced" if (test["only_a"] > test["only_b"]) == a_wins else "contradicted"
+
+
+def claim_row(claim: str, measured: str, verdict_: str, seeds: str = "") -> dict:
+    """One row of the claims table."""
+    return {"claim": claim, "measured": measured, "verdict": verdict_, "seeds": seeds}
+
+
+def fmt_estimate(est) -> str:
+    """(estimate, lo, hi) as "+0.123 [+0.010, +0.240]"."""
+    return f"{est[0]:+.3f} [{est[1]:+.3f}, {est[2]:+.3f}]"
