@@ -3,9 +3,11 @@ steps interleaved (RLOO, J-BOND, RLOO, …) so machine noise hits both alike; a 
 
     python benchmarks/policy_step.py [--world sentiment] [--steps 3] [--batch-prompts 8]
 
-Prints the mean step time of each, the ratio (target ≤ 1.3×) and where a J-BOND step's time goes
-(anchor and policy generation vs proxy scoring vs forward/backward and the optimizer), from timers
-around policy.train's own sample / proxy_scores / logprobs functions. The proxy RM is the world's untrained proxy backbone: step time
+Three trainers: RLOO, J-BOND as shipped (anchor and policy samples drawn side by side in two threads,
+concurrent_sampling=true) and J-BOND drawing them one after the other (concurrent_sampling=false).
+Prints the median step time of each, the ratios (target ≤ 1.3×) and where each step's time goes
+(generation vs proxy scoring vs log-probability forwards vs backward and the optimizer), from timers
+around policy.train's own sample_both / sample / proxy_scores / logprobs functions. The proxy RM is the world's untrained proxy backbone: step time
 does not depend on what the RM learned.
 """
 
@@ -32,47 +34,64 @@ def main() -> None:
     from goodhart.reward.load import RewardModel
     from goodhart.worlds import load_world
 
-    trainers, timers = {}, defaultdict(float)
+    trainers, timers, labels = {}, defaultdict(float), {}
+    parts = ("generate", "proxy_scores", "logprobs")
+    train.sample_both = _timed(train.sample_both, timers, "generate", labels)  # J-BOND's two rollouts
     for name in ("sample", "proxy_scores", "logprobs"):  # time the loop's own parts (looked up at call time)
-        setattr(train, name, _timed(getattr(train, name), timers, name))
-    for method in ("rloo", "jbond"):
+        setattr(train, name, _timed(getattr(train, name), timers, "generate" if name == "sample" else name, labels))
+    for label, method, concurrent in (("rloo", "rloo", True), ("jbond", "jbond", True),
+                                      ("jbond-seq", "jbond", False)):
         cfg = PolicyTrainConfig(world=args.world, reward_model="-", method=method, device="cpu",
-                                batch_prompts=args.batch_prompts)
+                                batch_prompts=args.batch_prompts,
+                                **({} if method == "rloo" else {"concurrent_sampling": concurrent}))
         world = load_world(cfg)
         rm = RewardModel([world.make_proxy(0)], name="untrained")
         device = torch.device("cpu")
-        trainers[method] = (train.Setup(cfg, world, rm, device), train.build_models(cfg, world, device),
-                            {"step": 0, "baseline": 0.0, "norm": None})
+        setup = train.Setup(cfg, world, rm, device)
+        labels[id(setup)] = label
+        trainers[label] = (setup, train.build_models(cfg, world, device), {"step": 0, "baseline": 0.0, "norm": None})
     prompts = world.prompts[: args.batch_prompts]
     times = defaultdict(list)
     for step in range(args.steps + 1):
         if step == 1:
             timers.clear()  # step 0 warms up
-        for method, (setup, models, state) in trainers.items():
+        for label, (setup, models, state) in trainers.items():
             torch.manual_seed(step)
             t = time.perf_counter()
             train.train_step(setup, models, prompts, state)
             if step > 0:
-                times[method].append(time.perf_counter() - t)
-    rloo, jbond = np.mean(times["rloo"]), np.mean(times["jbond"])
+                times[label].append(time.perf_counter() - t)
+    med = {label: float(np.median(v)) for label, v in times.items()}
     print(f"world {args.world}, {args.batch_prompts} prompts × {trainers['rloo'][0].cfg.samples_per_prompt} samples, "
-          f"{args.steps} steps each, {torch.get_num_threads()} threads")
-    print(f"RLOO   {rloo:7.2f} s/step  {np.round(times['rloo'], 2).tolist()}")
-    print(f"J-BOND {jbond:7.2f} s/step  {np.round(times['jbond'], 2).tolist()}")
-    print(f"ratio J-BOND / RLOO: {jbond / rloo:.2f}× (target ≤ 1.3×)")
-    for method, total in (("rloo", rloo), ("jbond", jbond)):
-        parts = {name: timers[(method, name)] / args.steps for name in ("sample", "proxy_scores", "logprobs")}
-        rest = total - sum(parts.values())
-        print(f"{method:6s} where the time goes: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
+          f"{args.steps} steps each (median), {torch.get_num_threads()} threads")
+    for label in trainers:
+        print(f"{label:9s} {med[label]:7.2f} s/step  {np.round(times[label], 2).tolist()}")
+    print(f"ratio J-BOND / RLOO: {med['jbond'] / med['rloo']:.2f}× (target ≤ 1.3×); "
+          f"sequential sampling: {med['jbond-seq'] / med['rloo']:.2f}×")
+    for label in trainers:
+        spent = {name: timers[(label, name)] / args.steps for name in parts}
+        rest = float(np.mean(times[label])) - sum(spent.values())
+        print(f"{label:9s} where the time goes: " + ", ".join(f"{k} {v:.2f} s" for k, v in spent.items())
               + f", backward + optimizer + rest {rest:.2f} s")
 
 
-def _timed(fn, timers, name):
+INSIDE_SAMPLE_BOTH = [False]  # sample() calls made by sample_both are already in its "generate" time
+
+
+def _timed(fn, timers, name, labels):
+    """fn timed into timers[(trainer label, name)] (setup is every timed function's first argument)."""
+    outer = fn.__name__ == "sample_both"
+
     def wrapper(setup, *a, **kw):
+        if fn.__name__ == "sample" and INSIDE_SAMPLE_BOTH[0]:
+            return fn(setup, *a, **kw)
+        INSIDE_SAMPLE_BOTH[0] = outer
         t = time.perf_counter()
-        out = fn(setup, *a, **kw)
-        timers[(setup.cfg.method, name)] += time.perf_counter() - t
-        return out
+        try:
+            return fn(setup, *a, **kw)
+        finally:
+            timers[(labels[id(setup)], name)] += time.perf_counter() - t
+            INSIDE_SAMPLE_BOTH[0] = False
 
     return wrapper
 

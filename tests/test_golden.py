@@ -24,7 +24,10 @@ entry was rewritten, the suite run with `independent=0` was checked to give ever
 bands gold_lo / gold_hi / proxy_lo / proxy_hi, per-prompt gold, the normalisation constants and their
 source): the AVX2 entries were rewritten after checking that every old field of every row kept its value
 to 1e-9 and the five other commands' entries stayed equal; the AVX-512 reference has no `policy train`
-entries since then. Timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out: they
+entries since then. Issue 17 §3 changed J-BOND's sampling on purpose (anchor and policy samples each from
+its own generator seeded from the step's seed, SeededSampler, instead of torch's global generator, so they
+can be drawn side by side): the AVX2 `policy train jbond` entry was rewritten (same files; the other six
+entries checked equal to 1e-9 first). Timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out: they
 differ run to run. Rewrite the reference only for a change that is meant to change results, and say so
 in the commit message.
 """

@@ -127,7 +127,7 @@ METHOD_KEYS = {
     "kl_estimator": ("rloo", "reinforce"), "reward_shaping": ("rloo", "reinforce"),
     "shaping_ref_samples": ("rloo", "reinforce"), "baseline_decay": ("reinforce",),
     "beta_kl": ("rloo", "reinforce", "jbond"), "bond_n": ("bond",), "bond_divergence": ("bond",),
-    "jeffreys_beta": ("bond", "jbond"), "ema": ("jbond",),
+    "jeffreys_beta": ("bond", "jbond"), "ema": ("jbond",), "concurrent_sampling": ("bond", "jbond"),
 }
 
 
@@ -174,6 +174,9 @@ class PolicyTrainConfig(Compute, LogSinks):
         "jeffreys", description="method bond: KL(π_BoN‖π), KL(π‖π_BoN) or their Jeffreys mix (jeffreys_beta)")
     jeffreys_beta: float = Field(0.5, ge=0, le=1, description="β of J_β = (1 − β)·forward + β·backward")
     ema: float = Field(0.02, ge=0, le=1, description="anchor EMA rate η for jbond (0: fixed anchor)")
+    concurrent_sampling: bool = Field(True, description="bond/jbond: draw the anchor's and the policy's samples side "
+                                      "by side (two threads, half the CPU threads each; one process on a CPU), each "
+                                      "from its own seeded generator: the same samples as one after the other")
     baseline_decay: float = Field(0.9, ge=0, lt=1, description="REINFORCE moving-average baseline")
     reward_shaping: Literal["none", "sigmoid_ref"] = Field(
         "none", description="rloo/reinforce: mean_j σ(r − r_ref,j) − ½ over reference-policy samples of the prompt")

@@ -80,13 +80,40 @@ def build_models(cfg, world, device) -> Models:
 
 
 # --- sampling and scoring -----------------------------------------------------------------
-def sample(s: Setup, model, prompts: list[str], k: int) -> Rollout:
-    """k samples of each prompt from `model` (prompt-major: prompt b's samples at b·k … b·k + k − 1)."""
+def sample(s: Setup, model, prompts: list[str], k: int, generator: torch.Generator | None = None) -> Rollout:
+    """k samples of each prompt from `model` (prompt-major: prompt b's samples at b·k … b·k + k − 1),
+    drawn from `generator` if given, else from torch's global generator."""
     enc = encode_prompts(s.world.tokenizer, [s.world.render(p) for p in prompts for _ in range(k)],
                          s.world.add_special_tokens, s.device)
     sp = s.cfg.sampling
     with autocast(s.device, s.cfg.precision):
-        return rollout(model, s.world.tokenizer, enc, sp.max_new_tokens, sp.temperature, sp.top_p)
+        return rollout(model, s.world.tokenizer, enc, sp.max_new_tokens, sp.temperature, sp.top_p, generator)
+
+
+def sample_both(s: Setup, jobs: list[tuple]) -> list[Rollout]:
+    """Rollouts of several (model, prompts, k) jobs — BOND's anchor and policy samples — each from its own
+    generator seeded from torch's global one (so a step's samples follow from its seed). With
+    cfg.concurrent_sampling on a CPU in one process they run side by side in threads, each with half the
+    intra-op threads: generation of a small model is latency-bound (a second generate call on 2 cores costs
+    about as much as the first, benchmarks/README.md), and generate releases the GIL inside its matrix
+    products. The samples are those the jobs would draw one after the other (tests/test_policy_train.py)."""
+    seeds = torch.randint(0, 2**62, (len(jobs),)).tolist()
+    gens = [torch.Generator(s.device).manual_seed(seed) for seed in seeds]
+    threads = torch.get_num_threads()
+    if not (s.cfg.concurrent_sampling and len(jobs) > 1 and s.device.type == "cpu" and threads > 1
+            and not dist.active()):
+        return [sample(s, model, prompts, k, g) for (model, prompts, k), g in zip(jobs, gens, strict=True)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(job, g):
+        torch.set_num_threads(max(1, threads // len(jobs)))
+        return sample(s, *job, g)
+
+    try:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            return list(pool.map(run, jobs, gens))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def proxy_scores(s: Setup, prompts: list[str], k: int, ro: Rollout) -> torch.Tensor:
@@ -138,24 +165,45 @@ def bond_batch(s: Setup, m: Models, prompts: list[str]) -> tuple[torch.Tensor, d
     jbond = cfg.method == "jbond"
     n_anchor = 2 if jbond else cfg.bond_n
     beta = cfg.jeffreys_beta if (jbond or cfg.bond_divergence == "jeffreys") else float(cfg.bond_divergence == "backward")
-    ro_a = sample(s, m.anchor, prompts, n_anchor)
+    jobs = [(m.anchor, prompts, n_anchor)] + ([(m.policy, prompts, k)] if beta > 0 else [])
+    ro_a, ro = (sample_both(s, jobs) + [None])[:2]
     anchor_scores = proxy_scores(s, prompts, n_anchor, ro_a).view(B, n_anchor)
-    logp_best = best_mask = ro = logp = logp_anchor = proxy = None
+    logp_best = best_mask = logp = logp_anchor = proxy = ro_best = None
     if beta < 1:  # forward KL(π_BoN‖π): the anchor's best-of-n sample of each prompt (first top score wins ties)
         best = torch.arange(B, device=s.device) * n_anchor + anchor_scores.argmax(dim=1)
         ro_best = Rollout(ro_a.input_ids[best], ro_a.attention_mask[best], ro_a.prompt_len, ro_a.valid_mask[best], [])
-        logp_best, best_mask = logprobs(s, m.net, ro_best), ro_best.valid_mask
+        best_mask = ro_best.valid_mask
     if beta > 0:  # backward KL(π‖π_BoN): the policy's own samples
-        ro = sample(s, m.policy, prompts, k)
         proxy = proxy_scores(s, prompts, k, ro)
-        logp_anchor = logprobs(s, m.anchor, ro, grad=False)
-        logp = logprobs(s, m.net, ro)
+        if not jbond or cfg.beta_kl > 0:  # r_J without γ never reads the anchor's log-probabilities
+            logp_anchor = logprobs(s, m.anchor, ro, grad=False)
+    # the policy's log-probabilities of the best anchor samples and of its own samples: one forward pass
+    parts = [r for r in (ro_best, ro) if r is not None]
+    logp_all = logprobs(s, m.net, stack_rollouts(parts, s.world.tokenizer.pad_token_id))
+    logp_best, logp = (logp_all[: B, : best_mask.shape[1]] if beta < 1 else None,
+                       logp_all[-len(ro.texts):, : ro.valid_mask.shape[1]] if beta > 0 else None)
     loss, stats = bond_loss(logp_best, best_mask, logp, logp_anchor, ro.valid_mask if ro else None, proxy,
                             anchor_scores, k=k, beta=beta, jbond=jbond, bond_n=cfg.bond_n, beta_kl=cfg.beta_kl)
     stats = {"reward/anchor_proxy": anchor_scores.mean().item()} | stats
     if beta > 0:
         stats |= sample_stats(s, prompts, k, ro, logp, logprobs(s, m.ref, ro, grad=False))
     return loss, stats
+
+
+def stack_rollouts(parts: list[Rollout], pad_id: int | None) -> Rollout:
+    """Rollouts with one prompt length as one batch, shorter completions right-padded (masked out)."""
+    if len(parts) == 1:
+        return parts[0]
+    if len({r.prompt_len for r in parts}) > 1:
+        raise ValueError("stack_rollouts needs rollouts of one prompt length (the same prompts, left-padded)")
+    T = max(r.valid_mask.shape[1] for r in parts)
+    ids, att, valid = [], [], []
+    for r in parts:
+        extra = T - r.valid_mask.shape[1]
+        ids.append(torch.nn.functional.pad(r.input_ids, (0, extra), value=pad_id if pad_id is not None else 0))
+        att.append(torch.nn.functional.pad(r.attention_mask, (0, extra), value=0))
+        valid.append(torch.nn.functional.pad(r.valid_mask, (0, extra), value=False))
+    return Rollout(torch.cat(ids), torch.cat(att), parts[0].prompt_len, torch.cat(valid), [])
 
 
 def train_step(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:

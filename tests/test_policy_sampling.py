@@ -1,0 +1,81 @@
+"""BOND's anchor and policy rollouts: each drawn from its own seeded generator inside `generate`
+(SeededSampler), side by side in two threads or one after the other — the same samples either way."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from goodhart.config import load_policy_train_config
+from goodhart.policy import train
+from goodhart.sampling.rollout import encode_prompts, rollout
+from goodhart.worlds import load_world
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = load_policy_train_config(world="smoke", overrides=["reward_model=unused", "method=jbond"])
+    world = load_world(cfg)
+    s = train.Setup(cfg, world, None, torch.device("cpu"))
+    models = train.build_models(cfg, world, s.device)
+    with torch.no_grad():  # anchor ≠ policy, as after some J-BOND steps
+        for p in models.anchor.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return s, models
+
+
+def _draw(s, models, concurrent, monkeypatch):
+    monkeypatch.setattr(s.cfg, "concurrent_sampling", concurrent)
+    threads, original = set(), train.sample
+
+    def recorded(*a, **kw):
+        threads.add(threading.get_ident())
+        return original(*a, **kw)
+
+    monkeypatch.setattr(train, "sample", recorded)
+    prompts = s.world.prompts[:4]
+    torch.manual_seed(123)
+    out = train.sample_both(s, [(models.anchor, prompts, 2), (models.policy, prompts, 3)])
+    monkeypatch.setattr(train, "sample", original)
+    return out, threads
+
+
+def test_concurrent_sampling_gives_the_samples_of_sequential_sampling(setup, monkeypatch):
+    s, models = setup
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)  # the threaded path needs ≥ 2 intra-op threads to split
+    try:
+        side_by_side, threads = _draw(s, models, True, monkeypatch)
+        assert torch.get_num_threads() == 2  # restored after the threads finish
+        one_by_one, main_only = _draw(s, models, False, monkeypatch)
+    finally:
+        torch.set_num_threads(saved)
+    assert len(threads) == 2 and threading.get_ident() not in threads  # really drawn in two worker threads
+    assert main_only == {threading.get_ident()}
+    for a, b in zip(side_by_side, one_by_one, strict=True):
+        assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.valid_mask, b.valid_mask)
+        assert a.texts == b.texts
+    assert [len(r.texts) for r in side_by_side] == [8, 12]
+    assert side_by_side[0].texts != side_by_side[1].texts[:8]  # anchor and policy draw apart
+
+
+def test_seeded_sampler_draws_the_models_next_token_law(setup):
+    """First tokens of 4,000 seeded rollouts of one prompt against softmax of the model's logits."""
+    s, models = setup
+    tok, model = s.world.tokenizer, models.policy
+    enc = encode_prompts(tok, [s.world.render(s.world.prompts[0])] * 4000, s.world.add_special_tokens, s.device)
+    ro = rollout(model, tok, enc, 1, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        probs = torch.softmax(model(**{k: v[:1] for k, v in enc.items()}).logits[0, -1].float(), -1).numpy()
+    counts = np.bincount(ro.input_ids[:, -1].numpy(), minlength=len(probs))
+    expected = 4000 * probs
+    big = expected >= 20  # a chi-square over the tokens expected often enough, the rest pooled
+    stat = (((counts[big] - expected[big]) ** 2) / expected[big]).sum()
+    rest = counts[~big].sum(), expected[~big].sum()
+    stat += (rest[0] - rest[1]) ** 2 / max(rest[1], 1e-9)
+    dof = int(big.sum())
+    assert stat < dof + 5 * np.sqrt(2 * dof) + 10  # far above the mean dof: a wrong law fails by orders
+    again = rollout(model, tok, enc, 1, generator=torch.Generator().manual_seed(5))
+    other = rollout(model, tok, enc, 1, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(again.input_ids, ro.input_ids) and not torch.equal(other.input_ids, ro.input_ids)
