@@ -96,7 +96,7 @@ def sample_both(s: Setup, jobs: list[tuple]) -> list[Rollout]:
     cfg.concurrent_sampling on a CPU in one process they run side by side in threads, each with half the
     intra-op threads: generation of a small model is latency-bound (a second generate call on 2 cores costs
     about as much as the first, benchmarks/README.md), and generate releases the GIL inside its matrix
-    products. The samples are those the jobs would draw one after the other (tests/test_policy_train.py)."""
+    products. The samples are those the jobs would draw one after the other (tests/test_policy_sampling.py)."""
     seeds = torch.randint(0, 2**62, (len(jobs),)).tolist()
     gens = [torch.Generator(s.device).manual_seed(seed) for seed in seeds]
     threads = torch.get_num_threads()

@@ -14,12 +14,13 @@ import torch
 from goodhart import dist
 from goodhart.errors import GoodhartError
 from goodhart.progress import console, progress_bar
-from goodhart.sampling.rollout import (  # noqa: F401  (inverse_cdf_sample: the fast engine's sampler, kept importable here)
+from goodhart.sampling.rollout import (
     completion_mask,
     encode_prompts,
     inverse_cdf_sample,
     rollout,
     sampling_config,
+    sampling_warpers,
 )
 
 
@@ -166,8 +167,6 @@ def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, m
     stopping at EOS, as rollout() does, by inverse-CDF sampling
     (inverse_cdf_sample: the same law as torch.multinomial at 1/10 of its cost).
     """
-    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
-
     body, head = parts or _decoder_parts(model, torch.float32)
     device = head.weight.device
     first = {t: i for i, t in enumerate(dict.fromkeys(texts))}  # distinct text → its row in the prefill
@@ -180,8 +179,7 @@ def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, m
                   use_cache=True).last_hidden_state[:, -1]
     cache.batch_select_indices(prefill_row)
     hidden, mask, pos = hidden[prefill_row], mask[prefill_row], pos[prefill_row, -1]
-    warpers = [TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []
-    warpers += [TopPLogitsWarper(top_p)] if top_p < 1.0 else []
+    warpers = sampling_warpers(temperature, top_p)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     out = torch.full((len(texts), max_new_tokens), pad if pad is not None else 0, dtype=torch.long, device=device)
     rows = torch.arange(len(texts), device=device)  # the text of each row of the batch

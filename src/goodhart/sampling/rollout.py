@@ -55,6 +55,14 @@ def inverse_cdf_sample(scores: torch.Tensor, generator: torch.Generator | None =
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=scores.shape[-1] - 1)
 
 
+def sampling_warpers(temperature: float, top_p: float) -> list:
+    """transformers' own temperature and top-p warpers (top_k off), as generate's sampling applies them."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    return ([TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []) + (
+        [TopPLogitsWarper(top_p)] if top_p < 1.0 else [])
+
+
 class SeededSampler(LogitsProcessor):
     """Sampling inside `generate` from a generator of its own: temperature and top-p warp the scores as
     generate's sampling does, inverse_cdf_sample draws the token, and the returned scores are −inf but
@@ -63,11 +71,8 @@ class SeededSampler(LogitsProcessor):
     samples would then depend on thread timing); with one generator per rollout they do not."""
 
     def __init__(self, generator: torch.Generator, temperature: float = 1.0, top_p: float = 1.0):
-        from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
-
         self.generator = generator
-        self.warpers = [TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []
-        self.warpers += [TopPLogitsWarper(top_p)] if top_p < 1.0 else []
+        self.warpers = sampling_warpers(temperature, top_p)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         scores = scores.float()
