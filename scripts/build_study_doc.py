@@ -2,6 +2,7 @@
 
     python scripts/build_study_doc.py runs/study-gao --page docs/study.md --img docs/img --prefix study-gao
     python scripts/build_study_doc.py runs/rm-suite --page docs/rm_suite.md --img docs/img --prefix rm-suite
+    python scripts/build_study_doc.py runs/pareto-cpu --page docs/policy_pareto.md --img docs/img --prefix pareto-cpu
 
 Everything below the marker line of PAGE is replaced (the hand-written setup above it is kept; a page
 without the marker gets one at its end): the claims table of `goodhart claims` with its rule, a table of
@@ -10,6 +11,8 @@ from its own prompt-bootstrap interval), the per-seed values, the time the study
 figures written to IMG/<prefix>_*.png. No sentence in the generated part says more than a table row.
 For a `goodhart rm suite` directory: the setup (from its config.yaml and rows), the claims table, the
 tables pooled over seeds (accuracies, McNemar tests, paired Best-of-n differences), three figures and the time.
+For a `goodhart policy pareto` directory: the claims table, every cell's gold at one shared d against the
+Best-of-n curve (paired, seeds pooled), every run's summary and wall time, the one-axis figure and the KL schedule.
 """
 
 import argparse
@@ -25,7 +28,8 @@ from matplotlib.figure import Figure
 
 from goodhart.commands.claims import _cells, _fit_key, _pool_key, claims_markdown, claims_table
 from goodhart.errors import GoodhartError
-from goodhart.report.plots import plot_bon, plot_suite_accuracy
+from goodhart.report.pareto_tables import matched_markdown, plot_kl_schedule, run_markdown, run_wall_s
+from goodhart.report.plots import plot_bon, plot_policy, plot_suite_accuracy
 from goodhart.report.study_plots import plot_gao
 from goodhart.report.suite_tables import pooled_bon_diffs, pooled_suite, suite_markdown
 from goodhart.runs import RunDir, atomic_write_bytes, atomic_write_text, read_jsonl
@@ -206,9 +210,37 @@ def suite_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel: 
     return "\n".join(out)
 
 
+def pareto_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel: str) -> str:
+    claims = claims_table(rows)
+    seed = min(r["seed"] for r in rows if r.get("study") == "policy_summary")
+    img.mkdir(parents=True, exist_ok=True)
+    _png(plot_policy([r for r in rows if r.get("study") == "policy" and (r["method"] == "bon" or r["seed"] == seed)]),
+         img / f"{prefix}_policy.png")
+    _png(plot_kl_schedule(rows), img / f"{prefix}_kl.png")
+    table, dstar = matched_markdown(rows)
+    walls = [w for w in (run_wall_s(run.path / r["run"]) for r in rows if r.get("study") == "policy_summary") if w]
+    out = [MARKER, "", "#" + claims_markdown(claims).rstrip(), "", "## Every cell at one d", "",
+           f"Gold (normalised on the reference pool) at d = {dstar:.2f}, the largest d that every run and the "
+           "Best-of-n curve reach, read off each prompt's curve by linear interpolation in d; the last column pairs "
+           "each run with the Best-of-n curve on the same evaluation prompts (95% prompt bootstrap within a seed, "
+           "seeds pooled, SPEC §11).", ""] + table
+    out += ["", "## Every run", "", "KL by k3 on the held-out prompts; p: slope of log KL on log step; R_rl(d) = "
+            "d(α − β log d) fitted to the per-prompt curves (95% prompt-bootstrap intervals); wall time from the run's "
+            "files (config written → final weights written).", ""] + run_markdown(rows, run.path)
+    out += ["", "## Figures", "", f"![one axis]({rel}/{prefix}_policy.png)", "",
+            f"Left: gold (solid, 95% prompt intervals) and proxy (dashed) against d for every run of seed {seed} and the "
+            "reference pool's Best-of-n curve (grey, KL bound); right: gold against proxy (Gao et al. Fig. 10).", "",
+            f"![KL schedule]({rel}/{prefix}_kl.png)", "", "KL against step, every run (log-log).", "",
+            "## Time", "", f"{len(walls)} runs, {sum(walls) / 60:.0f} min in all (median {np.median(walls or [0]) / 60:.1f} "
+            "min per run), from the runs' files; the reference pool is sampled once and cached.", ""]
+    return "\n".join(out)
+
+
 def generated(study: Path, img: Path, prefix: str, rel: str) -> str:
     run = RunDir(study)
     rows = run.results()
+    if any(r.get("study") == "policy_summary" for r in rows):
+        return pareto_generated(run, rows, img, prefix, rel)
     if not any(r.get("study") == "study_cell" for r in rows) and any(r.get("study") == "rm_suite" for r in rows):
         return suite_generated(run, rows, img, prefix, rel)
     claims = claims_table(rows)  # refuses a directory without study cells before anything is written

@@ -16,6 +16,8 @@ def test_shipped_config_loads(path):
     kind = next(k for k in sorted(LOADERS, key=len, reverse=True) if path.stem.startswith(k))
     cfg = LOADERS[kind](path)
     assert cfg.world in ("sentiment", "gao", "smoke")
-    if kind == "policy-pareto":
-        assert len(cfg.runs()) == 16 and len({n for n, _ in cfg.runs()}) == 16
-        assert {c.split("-s")[0] for c, _ in cfg.runs()} >= {"rloo-beta1", "jbond-beta0", "bond-jeffreys"}
+    if kind == "policy-pareto":  # the full grid (3 seeds, for a GPU) and the 2-core one (2 seeds)
+        names = [n for n, _ in cfg.runs()]
+        assert len(names) == len(set(names)) and len(names) >= 8 and len(cfg.seeds) >= 2
+        assert {c.split("-s")[0] for c in names} >= {"rloo-beta0", "rloo-beta0.2", "jbond-beta0", "bond-jeffreys"}
+        assert len(cfg.seeds) >= 3 or path.stem.endswith("-cpu")

@@ -79,3 +79,25 @@ def test_seeded_sampler_draws_the_models_next_token_law(setup):
     again = rollout(model, tok, enc, 1, generator=torch.Generator().manual_seed(5))
     other = rollout(model, tok, enc, 1, generator=torch.Generator().manual_seed(6))
     assert torch.equal(again.input_ids, ro.input_ids) and not torch.equal(other.input_ids, ro.input_ids)
+
+
+def test_token_logprobs_equal_the_full_forward_log_softmax(setup):
+    """token_logprobs runs the LM head on the completion's positions only; the log-probabilities must be
+    those of the whole forward pass (left-padded prompts of different lengths, EOS-masked completions)."""
+    from goodhart.sampling.rollout import token_logprobs
+
+    s, models = setup
+    prompts = [s.world.prompts[0], s.world.prompts[1] + " and some more words to pad the others"]
+    enc = encode_prompts(s.world.tokenizer, [s.world.render(p) for p in prompts for _ in range(3)],
+                         s.world.add_special_tokens, s.device)
+    with torch.no_grad():
+        ro = rollout(models.anchor, s.world.tokenizer, enc, 12, generator=torch.Generator().manual_seed(5))
+        fast = token_logprobs(models.policy, ro, temperature=0.7)
+        pos = (ro.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        logits = models.policy(input_ids=ro.input_ids, attention_mask=ro.attention_mask, position_ids=pos).logits
+        naive = torch.log_softmax(logits[:, ro.prompt_len - 1 : -1].float() / 0.7, dim=-1)
+        naive = naive.gather(-1, ro.input_ids[:, ro.prompt_len :, None]).squeeze(-1) * ro.valid_mask
+    assert fast.shape == (6, ro.input_ids.shape[1] - ro.prompt_len) and ro.valid_mask.sum() > 6
+    assert (~ro.valid_mask).any()  # some masked positions are covered
+    torch.testing.assert_close(fast, naive, rtol=0, atol=1e-5)
+    assert fast[ro.valid_mask].abs().min() > 0  # real log-probabilities, not zeros

@@ -154,17 +154,35 @@ def test_pareto_config_refuses_an_empty_grid_and_a_hand_set_norm(rm):
     assert names == ["rloo-beta0", "bond-forward", "bond-backward", "bond-jeffreys"]
 
 
-def test_pareto_with_seeds_gives_claims_at_matched_kl(rm, tmp_path):
-    """Two seeds of RLOO (β 0 and 0.5), J-BOND and the three BOND divergences on one reference: every claim row
-    gets a verdict by the rule; runs of one cell differ between seeds, the prompt split does not."""
-    from goodhart.commands.claims import claims_table
+def test_pareto_method_lr_sets_each_methods_learning_rate(rm):
+    from goodhart.config import load_policy_pareto_config
+    from goodhart.errors import GoodhartError
+
+    runs = load_policy_pareto_config(world="smoke", overrides=[
+        f"reward_model={rm}", "lr=3e-5", "rl_betas=[0]", "jbond_gammas=[0]", "method_lr={rloo: 1e-6}"]).runs()
+    assert [(n, c.lr) for n, c in runs] == [("rloo-beta0", 1e-6), ("jbond-beta0", 3e-5)]  # per-method lr
+    with pytest.raises(GoodhartError, match="method_lr values must be > 0"):
+        load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "method_lr={rloo: 0}"])
+
+
+@pytest.fixture(scope="module")
+def seeded_pareto(rm, tmp_path_factory):
+    """Two seeds of RLOO (β 0 and 0.5), J-BOND and the three BOND divergences on one reference."""
     from goodhart.commands.pareto import run_pareto
     from goodhart.config import load_policy_pareto_config
 
     cfg = load_policy_pareto_config(world="smoke", overrides=[
         f"reward_model={rm}", "steps=4", "eval_every=2", "rl_betas=[0, 0.5]", "seeds=[0, 1]", "reference_samples=16",
         "bond_divergences=[forward,backward,jeffreys]", "bon_bootstrap=50", "lr=1e-3"])
-    out = run_pareto(cfg, tmp_path / "p")
+    return run_pareto(cfg, tmp_path_factory.mktemp("pareto") / "p")
+
+
+def test_pareto_with_seeds_gives_claims_at_matched_kl(seeded_pareto):
+    """Every claim row gets a verdict by the rule; runs of one cell differ between seeds, the prompt split
+    does not."""
+    from goodhart.commands.claims import claims_table
+
+    out = seeded_pareto
     rows = [json.loads(line) for line in open(out / "results.jsonl")]
     runs = {r["run"] for r in rows if r["study"] == "policy_summary"}
     assert len(runs) == 12 and "bond-jeffreys-s1" in runs
@@ -177,6 +195,32 @@ def test_pareto_with_seeds_gives_claims_at_matched_kl(rm, tmp_path):
         assert table[name]["verdict"] in ("reproduced", "contradicted", "inconclusive"), table[name]
     assert table["J-BOND beats RLOO at matched KL"]["seeds"] == "0, 1"
     assert table["WARM-trained policy ≥ single-RM policy"]["verdict"] == "not measured"
+
+
+def test_pareto_doc_page_is_generated_from_the_grid(seeded_pareto, tmp_path):
+    """scripts/build_study_doc.py on a pareto directory: the claims rows of `goodhart claims`, one line per cell
+    at the shared d (seeds pooled) plus Best-of-n, one line per run with its wall time, two PNGs."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    page, img = tmp_path / "policy_pareto.md", tmp_path / "img"
+    script = Path(__file__).parents[1] / "scripts" / "build_study_doc.py"
+    res = subprocess.run([sys.executable, str(script), str(seeded_pareto), "--page", str(page), "--img", str(img),
+                          "--prefix", "p"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    text = page.read_text()
+    assert subprocess.run([sys.executable, "-m", "goodhart", "claims", str(seeded_pareto)]).returncode == 0
+    claims = [line for line in (seeded_pareto / "claims.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(claims) >= 8 and all(line in text for line in claims)
+    cells = [line for line in text.splitlines() if line.startswith(("| rloo-", "| jbond-", "| bond-"))]
+    at_d = [line for line in cells if line.count(" [") == 1 and line.count("|") == 5]
+    assert len(at_d) == 6 and "| Best-of-n (reference pool) |" in text  # 6 cells, each pooled over 2 seeds
+    assert all(len(line.split("|")[2].split(",")) == 2 for line in at_d)  # d reached, per seed
+    per_run = [line for line in cells if re.search(r"\| \d+(\.\d)? (min|s) \|$", line.rstrip())]
+    assert len(per_run) == 12  # every run with a wall time from its files
+    assert all((img / f"p_{name}.png").stat().st_size > 5_000 for name in ("policy", "kl"))
 
 
 def test_pareto_reward_model_axis_compares_policies_across_rms(rm, tmp_path):
