@@ -31,8 +31,8 @@ entries checked equal to 1e-9 first). Timing fields (`time/…`, `…_s`, `…pe
 differ run to run. A capability is not fine enough: an AMD EPYC (family 25, model 17, AVX-512 with BF16/VNNI)
 gave every command's numbers ~1e-6 relative (median) from both references with the code of the last landed
 commit (e025bcd) and of this one alike, so a reference may also be written per CPU model
-(`smoke-AVX512-AuthenticAMD-25-17.json`), used before the capability's file where it exists. Rewrite the reference only for a change that is meant to change results, and say so
-in the commit message.
+(`smoke-AVX512-AuthenticAMD-25-17.json`), used before the capability's file where it exists. Rewrite the
+reference only for a change that is meant to change results, and say so in the commit message.
 """
 
 import json
@@ -61,9 +61,14 @@ def cpu_model() -> str:
     return "-".join(fields.get(k, "") for k in ("vendor_id", "cpu family", "model")).replace(" ", "")
 
 
+def model_path(capability: str, model: str, folder: Path = Path(__file__).parent / "golden") -> Path:
+    """The reference of one CPU model (what `--write` writes)."""
+    return folder / f"smoke-{capability}-{model}.json"
+
+
 def reference_path(capability: str, model: str, folder: Path = Path(__file__).parent / "golden") -> Path:
-    """This CPU model's reference when one was written (`--write` writes that one), else its capability's."""
-    specific = folder / f"smoke-{capability}-{model}.json"
+    """This CPU model's reference when one was written, else its capability's."""
+    specific = model_path(capability, model, folder)
     return specific if model and specific.is_file() else folder / f"smoke-{capability}.json"
 
 
@@ -181,7 +186,7 @@ def test_reference_path_prefers_this_cpu_models_file_then_the_capabilitys(tmp_pa
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     with tempfile.TemporaryDirectory() as tmp:
-        GOLDEN = GOLDEN.parent / f"smoke-{CAPABILITY}-{MODEL}.json" if MODEL else GOLDEN
+        GOLDEN = model_path(CAPABILITY, MODEL) if MODEL else GOLDEN
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(golden_outputs(Path(tmp)), indent=0, sort_keys=True))
         print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size} bytes)")
