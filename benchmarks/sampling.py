@@ -5,12 +5,13 @@
 hf: goodhart's batched sampler (left padding, one generate call per batch of --k, KV cache);
 prefix: the same with each prompt computed once and its KV cache shared by its k samples;
 fast: the hand-written decode loop (prompts once, finished rows leave the batch, inverse-CDF sampling),
-fp32; with --bf16 also fast-bf16 (decoder body cast to bf16 once, logits fp32). All draw
+fp32; and fast-bf16 (decoder body cast to bf16 once, attention on an fp32 KV cache, logits fp32) where bf16
+is native (sampling.dtype auto picks it) or with --bf16. All draw
 prompts × k completions of up to --tokens tokens and count the completion tokens they produced.
 Roofline: a GEMM probe at decode shapes ((k, hidden) @ (hidden, 4·hidden)) gives FLOP/s, fp32 and
 bf16; the work is 2 × parameters FLOPs per generated token plus per prompt token counted once per
-prompt. The last line: `engine fast: <R>× the hf sampler, <F>% of roofline` (the fp32 roofline; the
-bf16 one is printed above it).
+prompt. The last line: `engine fast-<dtype>: <R>× the hf sampler, <F>% of roofline` for the dtype that
+sampling.dtype auto resolves to here (and the roofline of that dtype; both rooflines are printed above it).
 """
 
 import argparse
@@ -45,11 +46,12 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=2)
     ap.add_argument("--k", type=int, default=128)
     ap.add_argument("--tokens", type=int, default=32)
-    ap.add_argument("--bf16", action="store_true", help="also time the fast engine with a bf16 decoder body")
+    ap.add_argument("--bf16", action="store_true", help="also time the fast engine with a bf16 decoder body where "
+                                                         "bf16 is not native")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per engine (median reported)")
     args = ap.parse_args()
     from goodhart.config import load_run_config
-    from goodhart.device import resolve_device
+    from goodhart.device import resolve_device, sampling_dtype
     from goodhart.sampling.engines import sample_completions
     from goodhart.worlds import load_world
 
@@ -59,7 +61,8 @@ def main() -> None:
     texts = [world.render(p) for p in world.prompts[: args.prompts]]
 
     engines = {"hf": ("hf", torch.float32), "prefix": ("prefix", torch.float32), "fast": ("fast", torch.float32)}
-    if args.bf16:
+    default = "fast-bf16" if sampling_dtype("auto", device) == torch.bfloat16 else "fast"
+    if args.bf16 or default == "fast-bf16":
         engines["fast-bf16"] = ("fast", torch.bfloat16)
 
     def run(name: str) -> tuple[float, int]:
@@ -93,8 +96,9 @@ def main() -> None:
     for name, r in rate.items():
         print(f"{name:9s} {r:7.1f} tokens/s ({counts[name]} tokens; {100 * r / roofline(name, flops):.0f}% of the fp32 "
               f"roofline, {100 * r / roofline(name, flops16):.0f}% of bf16)  runs {[round(t, 1) for t in times[name]]} s")
-    print(f"engine fast: {rate['fast'] / rate['hf']:.2f}× the hf sampler, "
-          f"{100 * rate['fast'] / roofline('fast', flops):.0f}% of roofline")
+    top = flops16 if default == "fast-bf16" else flops
+    print(f"engine {default if default != 'fast' else 'fast-fp32'}: {rate[default] / rate['hf']:.2f}× the hf sampler, "
+          f"{100 * rate[default] / roofline(default, top):.0f}% of roofline ({'bf16' if top is flops16 else 'fp32'})")
 
 
 if __name__ == "__main__":

@@ -22,10 +22,12 @@ def world():
 
 
 def _draw(world, seed, engine, prompts, temperature=1.0):
+    """engine: hf, prefix, fast (fp32 body) or fast-bf16 (bf16 body on an fp32 KV cache, fp32 logits)."""
     texts = [world.render(p) for p in prompts]
+    dtype = torch.bfloat16 if engine == "fast-bf16" else torch.float32
     return sample_completions(world.policy, world.tokenizer, texts, K, max_new_tokens=TOKENS, batch_size=128,
-                              seed=seed, engine=engine, add_special_tokens=world.add_special_tokens,
-                              temperature=temperature)
+                              seed=seed, engine=engine.removesuffix("-bf16"), dtype=dtype,
+                              add_special_tokens=world.add_special_tokens, temperature=temperature)
 
 
 @torch.no_grad()
@@ -70,7 +72,7 @@ def hf_stats(world):
     return _sample_stats(world, world.prompts[:PROMPTS], 1, "hf")
 
 
-@pytest.mark.parametrize("engine", ["prefix", "fast"])
+@pytest.mark.parametrize("engine", ["prefix", "fast", "fast-bf16"])
 def test_engine_samples_the_same_distribution(world, hf_stats, engine):
     agree = _agree(hf_stats, _sample_stats(world, world.prompts[:PROMPTS], 2, engine), f"hf vs {engine}")
     assert all(agree.values()), agree
@@ -91,6 +93,48 @@ def test_inverse_cdf_sample_draws_the_softmax_law():
     counts = np.bincount(inverse_cdf_sample(scores).numpy(), minlength=4)
     assert counts[3] == 0
     assert stats.chisquare(counts[:3], 20_000 * np.array([1, 2, 5]) / 8).pvalue > 1e-3, counts
+
+
+def test_inverse_cdf_sample_draws_the_law_across_blocks():
+    """The two-level inverse CDF on a vocabulary of 1,000 (blocks of 256, the last one padded): mass on
+    tokens in four blocks, the first and last token of a block among them, and masked tokens inside and
+    around them; 40,000 draws, chi-square p > 0.001, no masked token drawn."""
+    torch.manual_seed(1)
+    hot = torch.tensor([0, 255, 256, 511, 700, 999])
+    p = torch.tensor([0.05, 0.3, 0.1, 0.2, 0.15, 0.2])
+    scores = torch.full((40_000, 1000), -np.inf)
+    scores[:, hot] = torch.log(p)
+    counts = np.bincount(inverse_cdf_sample(scores).numpy(), minlength=1000)
+    assert counts.sum() == counts[hot.numpy()].sum() == 40_000
+    assert stats.chisquare(counts[hot.numpy()], 40_000 * p.numpy()).pvalue > 1e-3, counts[hot.numpy()]
+
+
+def test_inverse_cdf_sample_is_the_one_level_inverse_cdf_of_the_same_uniform():
+    """Same generator state, same token as the plain inverse CDF over the whole vocabulary (float64), on
+    random logits over 49,152 tokens (SmolLM2's vocabulary) for 512 rows."""
+    scores = torch.randn(512, 49_152) * 3
+    got = inverse_cdf_sample(scores, torch.Generator().manual_seed(5))
+    cdf = torch.cumsum(torch.softmax(scores, -1).double(), -1)
+    u = torch.rand(512, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * cdf[:, -1:]
+    want = torch.searchsorted(cdf, u, right=True).squeeze(1)
+    assert (got == want).float().mean() >= 0.998, (got != want).sum()
+
+
+def test_fast_engine_bf16_body_attends_on_an_fp32_kv_cache(world):
+    """A bf16 body is a copy whose attention runs on fp32 keys and values (torch's bf16 flash attention is
+    2.4× slower on a CPU); the policy itself stays fp32 with its own attention."""
+    from goodhart.sampling.engines import FP32_KV, _decoder_parts, _growing_cache
+
+    body, head = _decoder_parts(world.policy, torch.bfloat16)
+    assert body.config._attn_implementation == FP32_KV and next(body.parameters()).dtype == torch.bfloat16
+    assert world.policy.config._attn_implementation == "sdpa" and head.weight.dtype == torch.float32
+    cache = _growing_cache(torch.float32)
+    ids = world.tokenizer([world.render(world.prompts[0])], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = body(input_ids=ids, past_key_values=cache, use_cache=True).last_hidden_state
+        ref = world.policy.base_model(input_ids=ids).last_hidden_state
+    assert cache.layers[0].keys.dtype == torch.float32
+    assert torch.allclose(out.float(), ref, atol=0.1 * ref.abs().max().item()), (out.float() - ref).abs().max()
 
 
 def test_fast_engine_drops_finished_rows_without_changing_them(world):
@@ -132,3 +176,29 @@ def test_fast_engine_falls_back_for_logits_it_cannot_reproduce(world, capsys):
         assert "sampling with the prefix engine" in capsys.readouterr().err
     finally:
         world.policy.config.final_logit_softcapping = None
+
+
+def test_sampling_dtype_auto_is_bf16_only_where_the_cpu_has_native_bf16(tmp_path):
+    from goodhart.device import native_bf16, sampling_dtype
+
+    cpu = torch.device("cpu")
+    zen4, avx2 = tmp_path / "zen4", tmp_path / "avx2"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
+    assert native_bf16(cpu, str(zen4)) and not native_bf16(cpu, str(avx2))
+    assert not native_bf16(cpu, str(tmp_path / "missing"))
+    assert sampling_dtype("fp32", cpu) == torch.float32 and sampling_dtype("bf16", cpu) == torch.bfloat16
+    assert sampling_dtype("auto", cpu) == (torch.bfloat16 if native_bf16(cpu) else torch.float32)
+
+
+def test_pool_key_holds_the_fast_engines_resolved_dtype(world):
+    from goodhart.config.base import SamplingConfig
+    from goodhart.sampling.pool import pool_key
+
+    def key(**kw):
+        return pool_key(world, world.prompts[:2], 4, SamplingConfig(**kw), 0)
+
+    assert key(engine="fast", dtype="fp32") != key(engine="fast", dtype="bf16")
+    assert key(engine="hf", dtype="fp32") == key(engine="hf", dtype="bf16")
+    auto_is = "bf16" if key(engine="fast", dtype="auto") == key(engine="fast", dtype="bf16") else "fp32"
+    assert key(engine="fast", dtype="auto") == key(engine="fast", dtype=auto_is)

@@ -34,9 +34,11 @@ class SamplingConfig(Strict):
     engine: Literal["hf", "prefix", "fast", "vllm"] = Field(
         "fast", description="Best-of-n pools: transformers generate (hf); the same with each prompt computed once "
                           "and its KV cache shared by its samples (prefix); a hand-written decode loop that also "
-                          "drops finished rows and runs the decoder in bf16 with fp32 logits (fast: see "
-                          "benchmarks/README.md for its speed and distribution checks); or vLLM (extra "
-                          "goodhart[vllm], GPU only)")
+                          "drops finished rows (fast: see benchmarks/README.md for its speed and distribution "
+                          "checks); or vLLM (extra goodhart[vllm], GPU only)")
+    dtype: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="the fast engine's decoder body (attention on an fp32 KV cache, logits always fp32): "
+                          "auto = bf16 where bf16 is native (CPU with AVX-512 BF16 or AMX, or a GPU), else fp32")
 
 
 class DataConfig(Strict):
