@@ -242,8 +242,10 @@ def test_pareto_reward_model_axis_compares_policies_across_rms(rm, tmp_path):
     assert {r["cell"] for r in evals} == {"bon", "bon@warm", "rloo-beta0", "rloo-beta0@warm"}
     assert len({(r["gold_shift"], r["gold_scale"]) for r in evals}) == 1  # one gold unit
     assert len({(r["proxy_shift"], r["proxy_scale"]) for r in evals}) == 2  # each RM its own proxy unit
-    claim = next(r for r in claims_table(rows) if r["claim"].startswith("WARM-trained policy"))
+    table = claims_table(rows)
+    claim = next(r for r in table if r["claim"].startswith("WARM-trained policy"))
     assert claim["verdict"] in ("reproduced", "contradicted", "inconclusive") and "rloo-beta0@warm" in claim["measured"]
+    assert not any("early stopping" in r["claim"] and "@" in r["measured"] for r in table)  # not a KL-penalty row
 
 
 def test_pareto_with_a_missing_reward_model_writes_nothing(rm, tmp_path):

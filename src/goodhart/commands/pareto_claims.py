@@ -72,7 +72,8 @@ def pareto_claims(rows: list[dict]) -> list[dict]:
     cells = sorted({c for cs in curves.values() for c in cs if c.split("@")[0] != "bon"})  # the policy runs
     out = [_extra_kl_row(rows, curves)]
     out += [_compare(f"≈ a KL penalty acts like early stopping (β_KL = {c[9:]})", curves, c, "rloo-beta0", equivalence,
-                     "needs rloo-beta0") for c in cells if c.startswith("rloo-beta") and c != "rloo-beta0"]
+                     "needs rloo-beta0") for c in cells if c.startswith("rloo-beta") and c != "rloo-beta0"
+            and "@" not in c]  # rloo-beta0@warm is the reward-model axis (rm_axis_rows), not a KL penalty
     out.append(_compare("J-BOND beats RLOO at matched KL", curves, "jbond-beta0", "rloo-beta0", verdict,
                         "needs jbond-beta0 and rloo-beta0 runs"))
     out += [_compare(f"≈ BOND approaches the BoN frontier ({c})", curves, c, "bon" + c[c.index("@"):] if "@" in c

@@ -117,16 +117,18 @@ def plot_policy(rows: list[dict]) -> Figure:
     (k3 on held-out prompts; Best-of-n rows of a reference pool: the KL bound) with one colour per run;
     right, gold against proxy (Gao et al. Fig. 10). Bars: 95% prompt-bootstrap intervals where the rows
     have them, else ±1 standard error over evaluation samples."""
-    bon = sorted((r for r in rows if r["method"] == "bon"), key=lambda r: r["n"])
+    bon_cells = sorted({r.get("cell", "bon") for r in rows if r["method"] == "bon"}, key=lambda c: (c != "bon", c))
     runs = sorted({_run_label(r) for r in rows if r["method"] != "bon"})
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax, bx = fig.subplots(1, 2)
-    if bon:
-        d = _series(bon, "d")
-        ax.plot(d, _series(bon, "gold"), "-", color="0.3", lw=2, label="gold, Best-of-n (reference pool)")
-        ax.fill_between(d, _series(bon, "gold_lo"), _series(bon, "gold_hi"), color="0.3", alpha=0.15, lw=0)
-        ax.plot(d, _series(bon, "proxy"), "--", color="0.3", lw=1.2, label="proxy, Best-of-n")
-        bx.plot(_series(bon, "proxy"), _series(bon, "gold"), "-", color="0.3", lw=2, label="Best-of-n")
+    for j, cell in enumerate(bon_cells):  # one Best-of-n curve per reward model of the reference pool
+        bon = sorted((r for r in rows if r["method"] == "bon" and r.get("cell", "bon") == cell), key=lambda r: r["n"])
+        d, grey, name = _series(bon, "d"), str(0.3 + 0.25 * j), "Best-of-n" + cell[3:].replace("@", " by ")
+        ax.plot(d, _series(bon, "gold"), "-" if j == 0 else ":", color=grey, lw=2, label=f"gold, {name} (reference pool)")
+        if j == 0:
+            ax.fill_between(d, _series(bon, "gold_lo"), _series(bon, "gold_hi"), color=grey, alpha=0.15, lw=0)
+        ax.plot(d, _series(bon, "proxy"), "--", color=grey, lw=1.2, label=f"proxy, {name}")
+        bx.plot(_series(bon, "proxy"), _series(bon, "gold"), "-" if j == 0 else ":", color=grey, lw=2, label=name)
     for i, label in enumerate(runs, start=1):
         sel = sorted((r for r in rows if r["method"] != "bon" and _run_label(r) == label), key=lambda r: r["step"])
         d = _series(sel, "d")
