@@ -3,6 +3,10 @@ same prompts, compared on the mean per-token log-probability under the fp32 poli
 gold score (Mann-Whitney and KS two-sample tests at the 1% level, standardised differences printed).
 
     python benchmarks/sampling_distribution.py [--world sentiment] [--a hf] [--b fast] [--prompts 16] [--k 125]
+    python benchmarks/sampling_distribution.py --a fast --b fast-bf16 --k 128   # the bf16 body (issue 16)
+
+fast-bf16 is the fast engine with a bf16 decoder body (attention on an fp32 KV cache, logits fp32), the
+default of sampling.dtype auto where bf16 is native.
 
 tests/test_sampling_engines.py runs the same check on the smoke world in the fast tier; this script is
 its check on SmolLM2-135M (minutes: run it alone). The last line: `engines A vs B: same distribution`
@@ -22,26 +26,38 @@ from scipy import stats  # noqa: E402
 
 
 @torch.no_grad()
-def mean_logprobs(model, tok, inputs: list[str], completions: list[str], add_special_tokens: bool) -> np.ndarray:
-    """Mean log π(token) of each completion's tokens given its input, fp32, one sequence at a time."""
-    out = []
-    for text, completion in zip(inputs, completions, strict=True):
-        head = tok(text, return_tensors="pt", add_special_tokens=add_special_tokens)["input_ids"]
-        tail = tok(completion, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        if tail.shape[1] == 0:
-            out.append(0.0)
-            continue
-        ids = torch.cat([head, tail], dim=1)
-        logp = torch.log_softmax(model(input_ids=ids).logits[0, head.shape[1] - 1 : -1].float(), -1)
-        out.append(float(logp.gather(-1, tail[0, :, None]).mean()))
-    return np.array(out)
+def mean_logprobs(model, tok, prompt: str, completions: list[str], add_special_tokens: bool) -> np.ndarray:
+    """Mean per-token log π(y_t | x, y_<t) of each completion of one prompt under the fp32 `model`: the
+    prompt is run once and its KV cache shared by the completions (right-padded, scored together)."""
+    from transformers import DynamicCache
+
+    head = tok(prompt, return_tensors="pt", add_special_tokens=add_special_tokens)["input_ids"]
+    tails = [tok(c, add_special_tokens=False)["input_ids"] for c in completions]
+    T = max(1, max(len(t) for t in tails))
+    ids = torch.full((len(tails), T), tok.pad_token_id or 0, dtype=torch.long)
+    mask = torch.zeros(len(tails), T, dtype=torch.long)
+    for i, t in enumerate(tails):
+        ids[i, : len(t)], mask[i, : len(t)] = torch.tensor(t, dtype=torch.long), 1
+    cache = DynamicCache()
+    first = model(input_ids=head, past_key_values=cache, use_cache=True).logits[0, -1].float()
+    cache.batch_select_indices(torch.zeros(len(tails), dtype=torch.long))
+    P = head.shape[1]
+    full_mask = torch.cat([torch.ones(len(tails), P, dtype=torch.long), mask], dim=1)
+    pos = torch.arange(P, P + T)[None].expand(len(tails), T)
+    logits = model(input_ids=ids, attention_mask=full_mask, position_ids=pos, past_key_values=cache).logits.float()
+    logits = torch.cat([first.expand(len(tails), 1, -1), logits[:, :-1]], dim=1)
+    lp = torch.log_softmax(logits, -1).gather(-1, ids[..., None]).squeeze(-1) * mask
+    return (lp.sum(1) / mask.sum(1).clamp(min=1)).numpy()
+
+
+ENGINES = ["hf", "prefix", "fast", "fast-bf16"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--world", default="sentiment", choices=["smoke", "sentiment"])
-    ap.add_argument("--a", default="hf", choices=["hf", "prefix", "fast"])
-    ap.add_argument("--b", default="fast", choices=["hf", "prefix", "fast"])
+    ap.add_argument("--a", default="hf", choices=ENGINES)
+    ap.add_argument("--b", default="fast", choices=ENGINES)
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--k", type=int, default=125)
     ap.add_argument("--tokens", type=int, default=32)
@@ -55,16 +71,17 @@ def main() -> None:
     prompts = world.prompts[: args.prompts]
     texts = [world.render(p) for p in prompts]
     flat_p = [p for p in prompts for _ in range(args.k)]
-    flat_t = [t for t in texts for _ in range(args.k)]
     measured = {}
     for engine, seed in ((args.a, 1), (args.b, 2)):
         t = time.perf_counter()
-        comps = [c for row in sample_completions(model, tok, texts, args.k, max_new_tokens=args.tokens, seed=seed,
-                                                 engine=engine, batch_size=128,
-                                                 add_special_tokens=world.add_special_tokens) for c in row]
+        grid = sample_completions(model, tok, texts, args.k, max_new_tokens=args.tokens, seed=seed, batch_size=128,
+                                  engine=engine.removesuffix("-bf16"), add_special_tokens=world.add_special_tokens,
+                                  dtype=torch.bfloat16 if engine.endswith("-bf16") else torch.float32)
+        comps = [c for row in grid for c in row]
         seconds = time.perf_counter() - t
         measured[engine] = {
-            "logprob": mean_logprobs(model, tok, flat_t, comps, world.add_special_tokens),
+            "logprob": np.concatenate([mean_logprobs(model, tok, x, row, world.add_special_tokens)
+                                       for x, row in zip(texts, grid, strict=True)]),
             "length": np.array([len(tok(c, add_special_tokens=False)["input_ids"]) for c in comps]),
             "gold": np.asarray(world.gold_scores(flat_p, comps), dtype=float),
         }
