@@ -168,7 +168,7 @@ def _decoder_parts(model, dtype: torch.dtype):
     (autocast would recast every weight at every step) that attends on an fp32 KV cache (_sdpa_fp32_kv);
     the head stays fp32 so the sampled law is set by fp32 logits of the last hidden state. On an AVX2-only
     CPU bf16 matrix products run 6× slower than fp32 (measured), hence fp32 where bf16 is not native
-    (resolve_sampling_dtype)."""
+    (goodhart.device.sampling_dtype)."""
     import copy
 
     head = model.get_output_embeddings()
