@@ -28,12 +28,18 @@ def main() -> None:
     ap.add_argument("--world", default="sentiment", choices=["smoke", "sentiment"])
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batch-prompts", type=int, default=8)
+    ap.add_argument("--full-forward", action="store_true",
+                    help="log-probabilities by one forward over every row, each row's prompt included (as before "
+                         "prompts were shared: token_logprobs(share_prompts=False))")
     args = ap.parse_args()
     from goodhart.config import PolicyTrainConfig
     from goodhart.policy import train
     from goodhart.reward.load import RewardModel
     from goodhart.worlds import load_world
 
+    if args.full_forward:
+        full = train.token_logprobs
+        train.token_logprobs = lambda model, ro: full(model, ro, share_prompts=False)
     trainers, timers, labels = {}, defaultdict(float), {}
     parts = ("generate", "proxy_scores", "logprobs")
     train.sample_both = _timed(train.sample_both, timers, "generate", labels)  # J-BOND's two rollouts
@@ -63,7 +69,8 @@ def main() -> None:
                 times[label].append(time.perf_counter() - t)
     med = {label: float(np.median(v)) for label, v in times.items()}
     print(f"world {args.world}, {args.batch_prompts} prompts × {trainers['rloo'][0].cfg.samples_per_prompt} samples, "
-          f"{args.steps} steps each (median), {torch.get_num_threads()} threads")
+          f"{args.steps} steps each (median), {torch.get_num_threads()} threads, "
+          f"{'full forward' if args.full_forward else 'prompts shared'} in log-probabilities")
     for label in trainers:
         print(f"{label:9s} {med[label]:7.2f} s/step  {np.round(times[label], 2).tolist()}")
     print(f"ratio J-BOND / RLOO: {med['jbond'] / med['rloo']:.2f}× (target ≤ 1.3×); "

@@ -101,3 +101,38 @@ def test_token_logprobs_equal_the_full_forward_log_softmax(setup):
     assert (~ro.valid_mask).any()  # some masked positions are covered
     torch.testing.assert_close(fast, naive, rtol=0, atol=1e-5)
     assert fast[ro.valid_mask].abs().min() > 0  # real log-probabilities, not zeros
+
+
+def test_shared_prompt_logprobs_match_the_full_forward_and_its_gradient(setup):
+    """BOND's stacked batch (one best anchor sample per prompt, then k policy samples per prompt, left-padded
+    prompts of different lengths): computing each distinct prompt once must give the log-probabilities and
+    the parameter gradient of one forward over the whole rows."""
+    from goodhart.sampling.rollout import shared_prompt_logits, token_logprobs
+
+    s, models = setup
+    prompts = [s.world.prompts[0], s.world.prompts[1] + " and some more words to pad the others", s.world.prompts[2]]
+    enc = lambda k: encode_prompts(s.world.tokenizer, [s.world.render(p) for p in prompts for _ in range(k)],  # noqa: E731
+                                   s.world.add_special_tokens, s.device)
+    best = rollout(models.anchor, s.world.tokenizer, enc(1), 12, generator=torch.Generator().manual_seed(1))
+    own = rollout(models.policy, s.world.tokenizer, enc(2), 9, generator=torch.Generator().manual_seed(2))
+    ro = train.stack_rollouts([best, own], s.world.tokenizer.pad_token_id)
+    assert ro.valid_mask.sum() > 9 and (~ro.valid_mask).any()
+    params = [p for p in models.policy.parameters() if p.requires_grad]
+    out = {}
+    for share in (True, False):
+        logp = token_logprobs(models.policy, ro, temperature=0.7, share_prompts=share)
+        grads = torch.autograd.grad((logp * torch.linspace(-1, 1, logp.shape[1])).sum(), params)
+        out[share] = logp.detach(), grads
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=0, atol=1e-5)
+    for a, b in zip(out[True][1], out[False][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert sum(g.abs().sum() for g in out[True][1]) > 0  # a real gradient, not zeros
+    with torch.no_grad():  # three distinct prompts among nine rows: the shared path is the one taken
+        assert shared_prompt_logits(models.policy, ro).shape[:2] == ro.valid_mask.shape
+        assert shared_prompt_logits(models.policy, _rows(own, [0, 2, 4])) is None  # no repeat: None
+
+
+def _rows(ro, idx):
+    from goodhart.sampling.rollout import Rollout
+
+    return Rollout(ro.input_ids[idx], ro.attention_mask[idx], ro.prompt_len, ro.valid_mask[idx], [])

@@ -122,17 +122,49 @@ def rollout(model, tokenizer, enc: dict, max_new_tokens: int, temperature: float
     return Rollout(seqs, attention, P, valid, texts)
 
 
-def token_logprobs(model, ro: Rollout, temperature: float = 1.0) -> torch.Tensor:
+def token_logprobs(model, ro: Rollout, temperature: float = 1.0, share_prompts: bool = True) -> torch.Tensor:
     """(B, T) log π(y_t | x, y_<t) of the completion tokens under `model` (grad flows if enabled).
 
-    Positions are taken from the attention mask so left padding does not shift them.
+    Positions are taken from the attention mask so left padding does not shift them. With `share_prompts`
+    and rows that repeat a prompt (k samples per prompt, BOND's best anchor sample next to the policy's),
+    each distinct prompt is computed once (shared_prompt_logits); in a torchrun process group the whole
+    rows go through one forward pass, as DDP / FSDP expect one forward per backward.
     """
-    position_ids = (ro.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    # the LM head only on the T + 1 last positions (the prompt's logits are never read): it is a fifth of a
-    # 135M model's forward FLOPs and the full (B, L, vocab) logits tensor dominates its memory
-    keep = ro.input_ids.shape[1] - ro.prompt_len + 1
-    logits = model(input_ids=ro.input_ids, attention_mask=ro.attention_mask, position_ids=position_ids,
-                   logits_to_keep=keep).logits
-    logits = logits[:, -keep:-1].float() / temperature
-    targets = ro.input_ids[:, ro.prompt_len :]
+    P = ro.prompt_len
+    logits = shared_prompt_logits(model, ro) if share_prompts and not dist.active() else None
+    if logits is None:
+        position_ids = (ro.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        # the LM head only on the T + 1 last positions (the prompt's logits are never read): it is a fifth of
+        # a 135M model's forward FLOPs and the full (B, L, vocab) logits tensor dominates its memory
+        keep = ro.input_ids.shape[1] - P + 1
+        logits = model(input_ids=ro.input_ids, attention_mask=ro.attention_mask, position_ids=position_ids,
+                       logits_to_keep=keep).logits[:, -keep:-1]
+    logits = logits.float() / temperature
+    targets = ro.input_ids[:, P:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1) * ro.valid_mask
+
+
+def shared_prompt_logits(model, ro: Rollout) -> torch.Tensor | None:
+    """(B, T, V) logits that predict the completion tokens, each distinct prompt (ids and padding) computed
+    once: its KV cache, indexed out to the rows that repeat it (a differentiable gather: the prompt's
+    gradient sums over its rows), is what the completions attend to. The same function as one forward
+    over the whole rows; the prompt's share of the work drops from B·P tokens to U·P (SmolLM2 chat
+    prompts are ~44 tokens against ≤ 32 generated). None when no prompt repeats."""
+    from transformers import DynamicCache
+
+    P, T = ro.prompt_len, ro.input_ids.shape[1] - ro.prompt_len
+    head = torch.cat([ro.input_ids[:, :P], ro.attention_mask[:, :P].to(ro.input_ids.dtype)], dim=1)
+    distinct, rows = torch.unique(head, dim=0, return_inverse=True)
+    if len(distinct) == len(head) or T == 0:
+        return None
+    ids, mask = distinct[:, :P], distinct[:, P:].to(ro.attention_mask.dtype)
+    cache = DynamicCache()
+    first = model(input_ids=ids, attention_mask=mask, position_ids=(mask.long().cumsum(-1) - 1).clamp(min=0),
+                  past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    if T == 1:
+        return first[rows, None]
+    cache.batch_select_indices(rows)
+    positions = (ro.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    rest = model(input_ids=ro.input_ids[:, P:-1], attention_mask=ro.attention_mask[:, :-1],
+                 position_ids=positions[:, P:-1], past_key_values=cache, use_cache=True).logits
+    return torch.cat([first[rows, None], rest], dim=1)
