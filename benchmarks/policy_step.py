@@ -1,7 +1,8 @@
 """Policy step time: J-BOND vs RLOO, the same world, policy, proxy RM, batch and samples per prompt,
 steps interleaved (RLOO, J-BOND, RLOO, …) so machine noise hits both alike; a warm-up step each first.
 
-    python benchmarks/policy_step.py [--world sentiment] [--steps 3] [--batch-prompts 8]
+    python benchmarks/policy_step.py [--world sentiment] [--steps 3] [--batch-prompts 8] [--full-forward]
+    python benchmarks/policy_step.py --logprobs --steps 5     # the log-probability passes alone, shared vs full
 
 Three trainers: RLOO, J-BOND as shipped (anchor and policy samples drawn side by side in two threads,
 concurrent_sampling=true) and J-BOND drawing them one after the other (concurrent_sampling=false).
@@ -31,7 +32,11 @@ def main() -> None:
     ap.add_argument("--full-forward", action="store_true",
                     help="log-probabilities by one forward over every row, each row's prompt included (as before "
                          "prompts were shared: token_logprobs(share_prompts=False))")
+    ap.add_argument("--logprobs", action="store_true",
+                    help="measure only the log-probability passes, prompts shared vs full forward (--steps repeats)")
     args = ap.parse_args()
+    if args.logprobs:
+        return logprob_passes(args)
     from goodhart.config import PolicyTrainConfig
     from goodhart.policy import train
     from goodhart.reward.load import RewardModel
@@ -80,6 +85,56 @@ def main() -> None:
         rest = float(np.mean(times[label])) - sum(spent.values())
         print(f"{label:9s} where the time goes: " + ", ".join(f"{k} {v:.2f} s" for k, v in spent.items())
               + f", backward + optimizer + rest {rest:.2f} s")
+
+
+def logprob_passes(args) -> None:
+    """--logprobs: a step's log-probability passes with each distinct prompt computed once (token_logprobs
+    with share_prompts, the default) vs one forward over the whole rows, prompts included, at RLOO's shape
+    (batch prompts × 2 samples) and J-BOND's stacked one (+ 1 best anchor sample per prompt): the policy's
+    forward + backward and the frozen reference's forward, repeats interleaved; median seconds per pass, the
+    speed-up and the largest log-probability difference."""
+    from goodhart.config import PolicyTrainConfig
+    from goodhart.policy import train
+    from goodhart.sampling.rollout import token_logprobs
+    from goodhart.worlds import load_world
+
+    cfg = PolicyTrainConfig(world=args.world, reward_model="-", method="jbond", device="cpu")
+    world = load_world(cfg)
+    setup = train.Setup(cfg, world, None, torch.device("cpu"))
+    models = train.build_models(cfg, world, setup.device)
+    prompts = world.prompts[: args.batch_prompts]
+    torch.manual_seed(0)
+    own = train.sample(setup, models.policy, prompts, 2)
+    best = train.sample(setup, models.anchor, prompts, 1)
+    shapes = {"rloo (8×2)": own, "jbond (8 + 8×2)": train.stack_rollouts([best, own], world.tokenizer.pad_token_id)}
+
+    def grad_pass(ro, share):
+        logp = token_logprobs(models.policy, ro, share_prompts=share)
+        logp.sum().backward()
+        models.policy.zero_grad(set_to_none=True)
+        return logp.detach()
+
+    def ref_pass(ro, share):
+        with torch.no_grad():
+            return token_logprobs(models.ref, ro, share_prompts=share)
+
+    print(f"world {args.world}, {args.batch_prompts} prompts, completions ≤ {own.valid_mask.shape[1]} tokens, "
+          f"prompt {own.prompt_len} tokens (left-padded), {args.steps} interleaved repeats, "
+          f"{torch.get_num_threads()} threads")
+    for shape, ro in shapes.items():
+        for what, run in (("policy forward + backward", grad_pass), ("reference forward", ref_pass)):
+            times = {True: [], False: []}
+            out = {share: run(ro, share) for share in (True, False)}  # warm-up, and the values compared
+            for _ in range(args.steps):
+                for share in (True, False):
+                    t = time.perf_counter()
+                    run(ro, share)
+                    times[share].append(time.perf_counter() - t)
+            shared, full = (float(np.median(times[s])) for s in (True, False))
+            diff = (out[True] - out[False]).abs().max().item()
+            print(f"{shape:16s} {what:26s} shared {shared:6.2f} s, full {full:6.2f} s: {full / shared:.2f}× "
+                  f"(max |Δ log p| {diff:.1e})")
+
 
 
 INSIDE_SAMPLE_BOTH = [False]  # sample() calls made by sample_both are already in its "generate" time

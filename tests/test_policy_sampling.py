@@ -127,6 +127,14 @@ def test_shared_prompt_logprobs_match_the_full_forward_and_its_gradient(setup):
     for a, b in zip(out[True][1], out[False][1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     assert sum(g.abs().sum() for g in out[True][1]) > 0  # a real gradient, not zeros
+    # the default shares where the repeated prompt tokens are ≥ a quarter of all tokens: on these 9 rows of
+    # 12 + 12 tokens 6 rows repeat a prompt (72 ≥ 54 tokens); on rows 0, 1, 3 one row does (12 < 18)
+    torch.testing.assert_close(token_logprobs(models.policy, ro, temperature=0.7).detach(), out[True][0], rtol=0, atol=0)
+    few = _rows(ro, [0, 1, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(token_logprobs(models.policy, few), token_logprobs(models.policy, few, share_prompts=False),
+                                   rtol=0, atol=0)
+        assert shared_prompt_logits(models.policy, few) is not None  # a repeat exists: only the rule said no
     with torch.no_grad():  # three distinct prompts among nine rows: the shared path is the one taken
         assert shared_prompt_logits(models.policy, ro).shape[:2] == ro.valid_mask.shape
         assert shared_prompt_logits(models.policy, _rows(own, [0, 2, 4])) is None  # no repeat: None

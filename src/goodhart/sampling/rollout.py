@@ -122,15 +122,21 @@ def rollout(model, tokenizer, enc: dict, max_new_tokens: int, temperature: float
     return Rollout(seqs, attention, P, valid, texts)
 
 
-def token_logprobs(model, ro: Rollout, temperature: float = 1.0, share_prompts: bool = True) -> torch.Tensor:
+def token_logprobs(model, ro: Rollout, temperature: float = 1.0, share_prompts: bool | None = None) -> torch.Tensor:
     """(B, T) log π(y_t | x, y_<t) of the completion tokens under `model` (grad flows if enabled).
 
     Positions are taken from the attention mask so left padding does not shift them. With `share_prompts`
     and rows that repeat a prompt (k samples per prompt, BOND's best anchor sample next to the policy's),
-    each distinct prompt is computed once (shared_prompt_logits); in a torchrun process group the whole
-    rows go through one forward pass, as DDP / FSDP expect one forward per backward.
+    each distinct prompt is computed once (shared_prompt_logits); None (default) does so where the repeated
+    prompt tokens are ≥ a quarter of all tokens (SmolLM2's 44-token chat prompts: 1.45× at 2 samples per
+    prompt, benchmarks/policy_step.py --logprobs; a toy model's 4-token prompts gain nothing from a second
+    forward call). In a torchrun process group the whole rows go through one forward pass, as DDP / FSDP
+    expect one forward per backward.
     """
     P = ro.prompt_len
+    if share_prompts is None:
+        B, L = ro.input_ids.shape
+        share_prompts = (B - len(torch.unique(ro.input_ids[:, :P], dim=0))) * P >= B * L / 4
     logits = shared_prompt_logits(model, ro) if share_prompts and not dist.active() else None
     if logits is None:
         position_ids = (ro.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
