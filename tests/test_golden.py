@@ -31,13 +31,7 @@ entries checked equal to 1e-9 first). Timing fields (`time/…`, `…_s`, `…pe
 differ run to run. A capability is not fine enough: an AMD EPYC (family 25, model 17, AVX-512 with BF16/VNNI)
 gave every command's numbers ~1e-6 relative (median) from both references with the code of the last landed
 commit (e025bcd) and of this one alike, so a reference may also be written per CPU model
-(`smoke-AVX512-AuthenticAMD-25-17.json`), used before the capability's file where it exists. RLOO then began to sample
-as BOND does (SeededSampler, its own generator: other samples by design): the AMD file's `policy train rloo`
-entry was rewritten after every other entry was checked equal to 1e-9, and the AVX2 file has no `policy
-train rloo` entry since then (no AVX2 machine was at hand to rewrite it). Log-probabilities that compute each
-distinct prompt once (token_logprobs) round differently (≤ 1e-6 relative in `policy train jbond` when forced
-on); the smoke world's 4-token prompts stay below the rule that turns them on, so its entries are
-unchanged by them. Rewrite the
+(`smoke-AVX512-AuthenticAMD-25-17.json`), used before the capability's file where it exists. Rewrite the
 reference only for a change that is meant to change results, and say so in the commit message.
 """
 

@@ -91,8 +91,8 @@ def sample(s: Setup, model, prompts: list[str], k: int, generator: torch.Generat
 
 
 def sample_both(s: Setup, jobs: list[tuple]) -> list[Rollout]:
-    """Rollouts of one or several (model, prompts, k) jobs — RLOO's samples, BOND's anchor and policy samples —
-    each from its own generator seeded from torch's global one (so a step's samples follow from its seed). With
+    """Rollouts of several (model, prompts, k) jobs — BOND's anchor and policy samples — each from its own
+    generator seeded from torch's global one (so a step's samples follow from its seed). With
     cfg.concurrent_sampling on a CPU in one process they run side by side in threads, each with half the
     intra-op threads: generation of a small model is latency-bound (a second generate call on 2 cores costs
     about as much as the first, benchmarks/README.md), and generate releases the GIL inside its matrix
@@ -138,9 +138,7 @@ def sample_stats(s: Setup, prompts, k, ro: Rollout, logp, logp_ref) -> dict:
 def rl_batch(s: Setup, m: Models, prompts: list[str], state: dict) -> tuple[torch.Tensor, dict]:
     """RLOO / REINFORCE: sample k per prompt, score with the proxy, shape, penalise, rl_loss."""
     cfg, k = s.cfg, s.cfg.samples_per_prompt
-    # drawn as BOND draws (a generator seeded from the step's seed, inverse-CDF sampling) so the two methods'
-    # step times compare like for like (generate's own torch.multinomial is ~1 s slower per 16 × 32 rollout)
-    ro = sample_both(s, [(m.policy, prompts, k)])[0]
+    ro = sample(s, m.policy, prompts, k)
     proxy = proxy_scores(s, prompts, k, ro)
     logp_ref = logprobs(s, m.ref, ro, grad=False)
     logp = logprobs(s, m.net, ro)
