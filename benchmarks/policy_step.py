@@ -106,7 +106,8 @@ def logprob_passes(args) -> None:
     torch.manual_seed(0)
     own = train.sample(setup, models.policy, prompts, 2)
     best = train.sample(setup, models.anchor, prompts, 1)
-    shapes = {"rloo (8×2)": own, "jbond (8 + 8×2)": train.stack_rollouts([best, own], world.tokenizer.pad_token_id)}
+    b = args.batch_prompts
+    shapes = {f"rloo ({b}×2)": own, f"jbond ({b} + {b}×2)": train.stack_rollouts([best, own], world.tokenizer.pad_token_id)}
 
     def grad_pass(ro, share):
         logp = token_logprobs(models.policy, ro, share_prompts=share)
@@ -134,7 +135,6 @@ def logprob_passes(args) -> None:
             diff = (out[True] - out[False]).abs().max().item()
             print(f"{shape:16s} {what:26s} shared {shared:6.2f} s, full {full:6.2f} s: {full / shared:.2f}× "
                   f"(max |Δ log p| {diff:.1e})")
-
 
 
 INSIDE_SAMPLE_BOTH = [False]  # sample() calls made by sample_both are already in its "generate" time

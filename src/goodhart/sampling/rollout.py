@@ -134,10 +134,9 @@ def token_logprobs(model, ro: Rollout, temperature: float = 1.0, share_prompts: 
     expect one forward per backward.
     """
     P = ro.prompt_len
-    if share_prompts is None:
-        B, L = ro.input_ids.shape
-        share_prompts = (B - len(torch.unique(ro.input_ids[:, :P], dim=0))) * P >= B * L / 4
-    logits = shared_prompt_logits(model, ro) if share_prompts and not dist.active() else None
+    logits = None
+    if share_prompts is not False and not dist.active():
+        logits = shared_prompt_logits(model, ro, min_saved=0.25 if share_prompts is None else 0.0)
     if logits is None:
         position_ids = (ro.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         # the LM head only on the T + 1 last positions (the prompt's logits are never read): it is a fifth of
@@ -150,18 +149,20 @@ def token_logprobs(model, ro: Rollout, temperature: float = 1.0, share_prompts: 
     return torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1) * ro.valid_mask
 
 
-def shared_prompt_logits(model, ro: Rollout) -> torch.Tensor | None:
+def shared_prompt_logits(model, ro: Rollout, min_saved: float = 0.0) -> torch.Tensor | None:
     """(B, T, V) logits that predict the completion tokens, each distinct prompt (ids and padding) computed
     once: its KV cache, indexed out to the rows that repeat it (a differentiable gather: the prompt's
     gradient sums over its rows), is what the completions attend to. The same function as one forward
     over the whole rows; the prompt's share of the work drops from B·P tokens to U·P (SmolLM2 chat
-    prompts are ~44 tokens against ≤ 32 generated). None when no prompt repeats."""
+    prompts are ~44 tokens against ≤ 32 generated). None when no prompt repeats, or when the repeated prompt
+    tokens are under `min_saved` of all tokens."""
     from transformers import DynamicCache
 
     P, T = ro.prompt_len, ro.input_ids.shape[1] - ro.prompt_len
     head = torch.cat([ro.input_ids[:, :P], ro.attention_mask[:, :P].to(ro.input_ids.dtype)], dim=1)
     distinct, rows = torch.unique(head, dim=0, return_inverse=True)
-    if len(distinct) == len(head) or T == 0:
+    saved = (len(head) - len(distinct)) * P
+    if saved == 0 or saved < min_saved * ro.input_ids.numel() or T == 0:
         return None
     ids, mask = distinct[:, :P], distinct[:, P:].to(ro.attention_mask.dtype)
     cache = DynamicCache()
