@@ -116,27 +116,32 @@ def plot_policy(rows: list[dict]) -> Figure:
     """Policy optimisation on one axis: left, gold (solid) and proxy (dashed) against d = sqrt(KL(π‖π_ref))
     (k3 on held-out prompts; Best-of-n rows of a reference pool: the KL bound) with one colour per run;
     right, gold against proxy (Gao et al. Fig. 10). Bars: 95% prompt-bootstrap intervals where the rows
-    have them, else ±1 standard error over evaluation samples."""
+    have them, else ±1 standard error over evaluation samples. One legend, outside the panels, names each
+    colour once (a grid of 12+ runs had buried the curves under two legends)."""
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
     bon_cells = sorted({r.get("cell", "bon") for r in rows if r["method"] == "bon"}, key=lambda c: (c != "bon", c))
     runs = sorted({_run_label(r) for r in rows if r["method"] != "bon"})
-    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    palette = colormaps["tab10" if len(runs) <= 10 else "tab20"]
+    fig = Figure(figsize=(13, 5.2), layout="constrained")
     ax, bx = fig.subplots(1, 2)
     for j, cell in enumerate(bon_cells):  # one Best-of-n curve per reward model of the reference pool
         bon = sorted((r for r in rows if r["method"] == "bon" and r.get("cell", "bon") == cell), key=lambda r: r["n"])
         d, grey, name = _series(bon, "d"), str(0.3 + 0.25 * j), "Best-of-n" + cell[3:].replace("@", " by ")
-        ax.plot(d, _series(bon, "gold"), "-" if j == 0 else ":", color=grey, lw=2, label=f"gold, {name} (reference pool)")
+        ax.plot(d, _series(bon, "gold"), "-" if j == 0 else ":", color=grey, lw=2)
         if j == 0:
             ax.fill_between(d, _series(bon, "gold_lo"), _series(bon, "gold_hi"), color=grey, alpha=0.15, lw=0)
-        ax.plot(d, _series(bon, "proxy"), "--", color=grey, lw=1.2, label=f"proxy, {name}")
-        bx.plot(_series(bon, "proxy"), _series(bon, "gold"), "-" if j == 0 else ":", color=grey, lw=2, label=name)
-    for i, label in enumerate(runs, start=1):
+        ax.plot(d, _series(bon, "proxy"), "--", color=grey, lw=1.2)
+        bx.plot(_series(bon, "proxy"), _series(bon, "gold"), "-" if j == 0 else ":", color=grey, lw=2,
+                label=f"{name} (reference pool)")
+    for i, label in enumerate(runs):
         sel = sorted((r for r in rows if r["method"] != "bon" and _run_label(r) == label), key=lambda r: r["step"])
-        d = _series(sel, "d")
-        ax.errorbar(d, _series(sel, "gold"), yerr=_yerr(sel, "gold"), fmt="-o", ms=3, color=f"C{i}",
-                    label=f"gold, {label}", capsize=2)
-        ax.plot(d, _series(sel, "proxy"), "--", color=f"C{i}", label=f"proxy, {label}")
+        d, color = _series(sel, "d"), palette(i % palette.N)
+        ax.errorbar(d, _series(sel, "gold"), yerr=_yerr(sel, "gold"), fmt="-o", ms=3, color=color, capsize=2)
+        ax.plot(d, _series(sel, "proxy"), "--", color=color)
         bx.errorbar(_series(sel, "proxy"), _series(sel, "gold"), yerr=_yerr(sel, "gold"), fmt="-o", ms=3,
-                    color=f"C{i}", label=label, capsize=2)
+                    color=color, label=label, capsize=2)
     ax.set_xlabel("d = sqrt(KL(π ‖ π_ref))  [policies: k3 on held-out prompts; Best-of-n: bound]")
     ax.set_ylabel("reward (normalised on the initial policy)")
     bx.set(xlabel="proxy reward (normalised)", ylabel="gold reward (normalised)")
@@ -144,10 +149,12 @@ def plot_policy(rows: list[dict]) -> Figure:
     ax.set_title(f"Policy optimisation on {first.get('world', '?')} against proxy {first.get('reward_model', '?')}",
                  fontsize=10)
     bx.set_title("gold against proxy: where the methods part", fontsize=10)
+    ax.legend(handles=[Line2D([], [], color="0.3", lw=2, label="gold (bars: 95% over prompts)"),
+                       Line2D([], [], color="0.3", ls="--", label="proxy")], fontsize=7, loc="upper left")
     for a in (ax, bx):
         a.axhline(0, color="0.8", lw=0.8)
         a.grid(alpha=0.3)
-        a.legend(fontsize=7)
+    fig.legend(*bx.get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     return fig
 
 
