@@ -107,6 +107,28 @@ def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
     assert (out / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns == mtime
 
 
+def test_pareto_refuses_a_directory_of_another_reference_pool_and_writes_nothing(rm, tmp_path):
+    """A grid directory whose reference pool had other constants (older code, another model) is refused with
+    one line before any run or file is touched; its reference.json is kept."""
+    from goodhart.commands.pareto import run_pareto
+    from goodhart.config import load_policy_pareto_config
+    from goodhart.errors import GoodhartError
+
+    out = tmp_path / "p"
+    out.mkdir()
+    old = json.dumps({"norm": {"main": {"gold": [0.1234, 0.5], "proxy": [0.0, 1.0]}}, "prompts": 8})
+    (out / "reference.json").write_text(old)
+    cfg = load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "reference_samples=16", "steps=2",
+                                                              "rl_betas=[0]", "jbond_gammas=[]", "bond_divergences=[]"])
+    with pytest.raises(GoodhartError, match=r"normalised on another reference pool \(main: gold shift 0.1234 there"):
+        run_pareto(cfg, out)
+    assert (out / "reference.json").read_text() == old and sorted(p.name for p in out.iterdir()) == ["reference.json"]
+    (out / "reference.json").write_text("{not json")
+    with pytest.raises(GoodhartError, match="is not a reference-pool record"):
+        run_pareto(cfg, out)
+    assert sorted(p.name for p in out.iterdir()) == ["reference.json"]
+
+
 def test_policy_train_normalises_on_its_first_evaluation_without_a_reference(rm, tmp_path):
     results, _ = _train(rm, tmp_path / "run", "method=rloo", "steps=2", "eval_every=1")
     first = results[0]

@@ -69,6 +69,24 @@ def reference(cfg) -> tuple[dict[str, Norm], list[dict], dict]:
     return norms, rows, facts
 
 
+def _refuse_another_pool(out: Path, facts: dict) -> None:
+    """Before anything is written: a directory whose reference pool normalised its rows with other constants
+    (other code, model or settings) is refused at once, instead of after every cell was visited with its
+    reference.json already overwritten (its finished runs would be skipped and then found stale)."""
+    if not (out / REFERENCE).is_file():
+        return
+    try:
+        old = json.loads((out / REFERENCE).read_text()).get("norm", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise GoodhartError(f"{out / REFERENCE} is not a reference-pool record ({e}); use a new --out") from None
+    changed = [k for k, v in facts["norm"].items() if k in old and old[k] != v]
+    if changed:
+        k = changed[0]
+        raise GoodhartError(f"{out}: its runs were normalised on another reference pool ({k}: gold shift "
+                            f"{old[k]['gold'][0]:.4f} there, {facts['norm'][k]['gold'][0]:.4f} now: other code, "
+                            "model or settings); use a new --out, or delete the directory to rerun the grid")
+
+
 def run_pareto(cfg, out: str | Path) -> Path:
     """Run every grid cell of a PolicyParetoConfig under out/<name>/ with the reference's normalisation,
     and merge their rows with the reference's Best-of-n rows."""
@@ -76,6 +94,7 @@ def run_pareto(cfg, out: str | Path) -> Path:
 
     out = Path(out)
     norms, bon_rows, facts = reference(cfg)
+    _refuse_another_pool(out, facts)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     atomic_write_text(out / REFERENCE, json.dumps(facts, indent=1))
