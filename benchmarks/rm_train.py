@@ -7,8 +7,10 @@ Both train MiniLM-L6 (the sentiment world's proxy backbone; the smoke world's ti
 gold-labelled comparisons (sampled once and cached), in fp32 and — on CPUs with AVX-512 BF16 — with
 bf16 autocast (goodhart `precision: bf16`, trl `bf16=True`). Prints pairs/s (median of --runs
 interleaved runs), validation accuracy of each and the ratios. Accuracies are compared on the same
-validation pairs (SPEC §11: paired classifiers): the difference with a 95% interval over pairs and the
-exact McNemar p of each goodhart variant against trl at its default precision (fp32), first runs.
+validation pairs (SPEC §11: paired classifiers), each goodhart variant against trl at its default precision
+(fp32), first runs: the exact McNemar p, and the accuracy difference averaged over validation prompts with
+its 95% interval from resampling those prompts (a prompt's pairs share its completions, so pairs are not
+independent).
 """
 
 import argparse
@@ -32,11 +34,11 @@ def main() -> None:
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
+    from goodhart.bon.estimator import prompt_interval
     from goodhart.bon.prompt_stats import mcnemar_exact
     from goodhart.config import RMTraining, load_rm_train_config
     from goodhart.reward.run import preference_split
-    from goodhart.reward.train import pair_correct, train_reward_model
-    from goodhart.scoring import score_pairs
+    from goodhart.reward.train import evaluate_comparisons, train_reward_model
     from goodhart.worlds import proxy_factory
 
     settings = RMTraining(lr=3e-5, epochs=1, batch_size=8, max_length=96)
@@ -50,19 +52,13 @@ def main() -> None:
     bf16 = torch.cpu._is_avx512_bf16_supported() if hasattr(torch.cpu, "_is_avx512_bf16_supported") else False
     precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
 
-    def correct(model, tok) -> np.ndarray:
-        """Per validation pair: 1 when the chosen text scores higher (½ on a tie)."""
-        model.eval()
-        return pair_correct(score_pairs(model, tok, val.prompts, val.chosen, max_length=96),
-                            score_pairs(model, tok, val.prompts, val.rejected, max_length=96))
-
     def ours(precision: str) -> tuple[float, np.ndarray]:
         model, tok = make(0)
         model.train()
         t = time.perf_counter()
         train_reward_model(model, tok, train, settings.model_copy(update={"precision": precision}), seed=0)
         rate = len(train) / (time.perf_counter() - t)
-        return rate, correct(model, tok)
+        return rate, evaluate_comparisons(model, tok, val, 96)["correct"]
 
     def theirs(precision: str) -> tuple[float, np.ndarray]:
         model, tok = make(0)
@@ -78,7 +74,7 @@ def main() -> None:
             t = time.perf_counter()
             trainer.train()
             rate = len(train) / (time.perf_counter() - t)
-        return rate, correct(model, tok)
+        return rate, evaluate_comparisons(model, tok, val, 96)["correct"]
 
     runs = {(who, p): [] for who in ("goodhart", "trl") for p in precisions}
     for _ in range(args.runs):  # interleaved, so machine noise hits every variant alike
@@ -86,17 +82,19 @@ def main() -> None:
             runs[(who, p)].append((ours if who == "goodhart" else theirs)(p))
     med = {k: sorted(r[0] for r in v)[len(v) // 2] for k, v in runs.items()}
     hits = {k: v[0][1] for k, v in runs.items()}  # per-pair correctness of each variant's first run
+    prompts, prompt_of = np.unique(val.prompts, return_inverse=True)  # SPEC §11: prompts are the unit
     print(f"{len(train)} pairs, {args.world} world's proxy backbone, torch threads {torch.get_num_threads()}, "
           f"median of {args.runs} interleaved runs")
     for k in runs:
         print(f"{k[0]:9s} {k[1]}: {med[k]:6.1f} pairs/s, validation accuracy {hits[k].mean():.3f} ({len(val)} pairs)")
     for p in precisions:  # each goodhart variant against trl as users run it (fp32), on the same pairs
         a, b = hits[("goodhart", p)], hits[("trl", "fp32")]
-        d = a - b
-        half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        per_prompt = np.array([[(a - b)[prompt_of == j].mean()] for j in range(len(prompts))])
+        (lo,), (hi,) = prompt_interval(per_prompt, 2000, seed=0)
         only_a, only_b = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
-        print(f"accuracy goodhart {p} − trl fp32: {d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}]"
-              f" (95%, over pairs); McNemar {only_a} vs {only_b} discordant pairs, p = {mcnemar_exact(only_a, only_b):.3f}")
+        print(f"accuracy goodhart {p} − trl fp32: {per_prompt.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] (mean over "
+              f"{len(prompts)} validation prompts, 95% prompt bootstrap); McNemar {only_a} vs {only_b} discordant "
+              f"pairs, p = {mcnemar_exact(only_a, only_b):.3f}")
     print(f"goodhart fp32 / trl fp32: {med[('goodhart', 'fp32')] / med[('trl', 'fp32')]:.2f}x")
     if bf16:
         print(f"goodhart bf16 / trl fp32: {med[('goodhart', 'bf16')] / med[('trl', 'fp32')]:.2f}x; goodhart bf16 / "

@@ -40,8 +40,10 @@ def test_training_moves_parameters_lowers_loss_and_beats_chance():
                            after["bert.encoder.layer.0.attention.self.query.weight"])
     assert stats["rm/loss_last"] < stats["rm/loss_first"] - 0.1
     assert len(logged) == stats["rm/steps"] and {"loss/bt", "reward/accuracy", "lr"} <= set(logged[0])
-    acc_after = evaluate_comparisons(model, tok, val, max_length=32)["accuracy"]
+    after_eval = evaluate_comparisons(model, tok, val, max_length=32)
+    acc_after = after_eval["accuracy"]
     assert acc_after > 0.7 and acc_after > acc_before + 0.1
+    assert after_eval["correct"].shape == (len(val.prompts),) and after_eval["correct"].mean() == acc_after
 
 
 def test_checkpoint_round_trip_keeps_scores(tmp_path):

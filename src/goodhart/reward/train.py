@@ -68,13 +68,15 @@ def pair_correct(chosen_scores, rejected_scores) -> np.ndarray:
 
 
 def evaluate_comparisons(model, tokenizer, data: Comparisons, max_length: int) -> dict:
-    """Accuracy (ties count half) and mean BT loss of the model on comparisons."""
+    """Accuracy (ties count half), mean BT loss and the per-comparison verdicts (`correct`, for paired tests)
+    of the model on comparisons."""
     c = score_pairs(model, tokenizer, data.prompts, data.chosen, max_length=max_length)
     r = score_pairs(model, tokenizer, data.prompts, data.rejected, max_length=max_length)
-    margin = c - r
+    margin, correct = c - r, pair_correct(c, r)
     return {
-        "accuracy": float(np.mean(pair_correct(c, r))),
+        "accuracy": float(np.mean(correct)),
         "loss": float(np.mean(np.logaddexp(0.0, -margin))),
+        "correct": correct,
     }
 
 
