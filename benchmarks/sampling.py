@@ -6,7 +6,9 @@ hf: goodhart's batched sampler (left padding, one generate call per batch of --k
 prefix: the same with each prompt computed once and its KV cache shared by its k samples;
 fast: the hand-written decode loop (prompts once, finished rows leave the batch, inverse-CDF sampling),
 fp32; and fast-bf16 (decoder body cast to bf16 once, attention on an fp32 KV cache, logits fp32) where bf16
-is native (sampling.dtype auto picks it) or with --bf16. All draw
+is native (sampling.dtype auto picks it) or with --bf16; the fast engines attend to each prompt's one KV
+copy together (shared-prompt attention), and `<default>-copied` is the default one with the prompt's cache
+copied to every row instead (what it did before). All draw
 prompts × k completions of up to --tokens tokens and count the completion tokens they produced.
 Roofline: a GEMM probe at decode shapes ((k, hidden) @ (hidden, 4·hidden)) gives FLOP/s, fp32 and
 bf16; the work is 2 × parameters FLOPs per generated token plus per prompt token counted once per
@@ -64,12 +66,14 @@ def main() -> None:
     default = "fast-bf16" if sampling_dtype("auto", device) == torch.bfloat16 else "fast"
     if args.bf16 or default == "fast-bf16":
         engines["fast-bf16"] = ("fast", torch.bfloat16)
+    engines[f"{default}-copied"] = (engines[default][0], engines[default][1], False)  # no shared-prompt attention
 
     def run(name: str) -> tuple[float, int]:
-        engine, dtype = engines[name]
+        engine, dtype, *cascade = engines[name]
         t = time.perf_counter()
         out = sample_completions(model, tok, texts, args.k, max_new_tokens=args.tokens, batch_size=args.k, seed=0,
-                                 add_special_tokens=world.add_special_tokens, engine=engine, dtype=dtype)
+                                 add_special_tokens=world.add_special_tokens, engine=engine, dtype=dtype,
+                                 cascade=cascade[0] if cascade else None)
         seconds = time.perf_counter() - t
         return seconds, sum(len(tok(c, add_special_tokens=False)["input_ids"]) for row in out for c in row)
 
@@ -94,7 +98,7 @@ def main() -> None:
     print(f"GEMM probe at decode shape: {flops / 1e9:.0f} GFLOP/s fp32, {flops16 / 1e9:.0f} GFLOP/s bf16 → roofline "
           f"{roofline('hf', flops):.0f} tokens/s fp32, {roofline('hf', flops16):.0f} bf16 (at hf's completion lengths)")
     for name, r in rate.items():
-        print(f"{name:9s} {r:7.1f} tokens/s ({counts[name]} tokens; {100 * r / roofline(name, flops):.0f}% of the fp32 "
+        print(f"{name:16s} {r:7.1f} tokens/s ({counts[name]} tokens; {100 * r / roofline(name, flops):.0f}% of the fp32 "
               f"roofline, {100 * r / roofline(name, flops16):.0f}% of bf16)  runs {[round(t, 1) for t in times[name]]} s")
     top = flops16 if default == "fast-bf16" else flops
     print(f"engine {default if default != 'fast' else 'fast-fp32'}: {rate[default] / rate['hf']:.2f}× the hf sampler, "

@@ -123,10 +123,10 @@ def test_inverse_cdf_sample_is_the_one_level_inverse_cdf_of_the_same_uniform():
 def test_fast_engine_bf16_body_attends_on_an_fp32_kv_cache(world):
     """A bf16 body is a copy whose attention runs on fp32 keys and values (torch's bf16 flash attention is
     2.4× slower on a CPU); the policy itself stays fp32 with its own attention."""
-    from goodhart.sampling.engines import FP32_KV, _decoder_parts, _growing_cache
+    from goodhart.sampling.engines import FAST_ATTENTION, _decoder_parts, _growing_cache
 
     body, head = _decoder_parts(world.policy, torch.bfloat16)
-    assert body.config._attn_implementation == FP32_KV and next(body.parameters()).dtype == torch.bfloat16
+    assert body.config._attn_implementation == FAST_ATTENTION and next(body.parameters()).dtype == torch.bfloat16
     assert world.policy.config._attn_implementation == "sdpa" and head.weight.dtype == torch.float32
     cache = _growing_cache(torch.float32)
     ids = world.tokenizer([world.render(world.prompts[0])], return_tensors="pt")["input_ids"]
@@ -146,6 +146,58 @@ def test_fast_engine_drops_finished_rows_without_changing_them(world):
     assert a == b
     lengths = [len(world.tokenizer(c, add_special_tokens=False)["input_ids"]) for row in a for c in row]
     assert max(lengths) <= TOKENS and min(lengths) < TOKENS  # some rows finished early, none ran past the limit
+
+
+def test_cascade_attention_equals_attention_over_the_prompt_copied_to_every_row():
+    """Shared-prompt attention (one KV copy per prompt, log-sum-exp merge with each row's own tokens) against
+    SDPA over the prompt's keys copied to every row: grouped-query heads (3 KV heads × 3), left-padded
+    prompts, rows of one prompt in two runs."""
+    from torch.nn.functional import scaled_dot_product_attention
+
+    from goodhart.sampling.cascade import SharedPrefix, cascade_attention, runs
+
+    gen = torch.Generator().manual_seed(0)
+    prompts, kv_heads, group, length, own, dim = 3, 3, 3, 7, 5, 16
+    keys, values = (torch.randn(prompts, kv_heads, length, dim, generator=gen) for _ in range(2))
+    prompt_mask = torch.ones(prompts, length, dtype=torch.long)
+    prompt_mask[0, :2] = prompt_mask[2, :4] = 0
+    row_prompt = torch.tensor([0, 0, 1, 1, 1, 2, 0, 2])
+    rows = len(row_prompt)
+    q = torch.randn(rows, kv_heads * group, 1, dim, generator=gen)
+    k, v = (torch.randn(rows, kv_heads, own, dim, generator=gen) for _ in range(2))
+    cache = type("Cache", (), {"layers": [type("Layer", (), {"keys": keys, "values": values})()]})()
+    prefix = SharedPrefix.of(cache, prompt_mask, row_prompt)
+    assert prefix.segments == runs(row_prompt) == [(0, 0, 2), (1, 2, 5), (2, 5, 6), (0, 6, 7), (2, 7, 8)]
+    got = cascade_attention(q, k, v, prefix, 0, dim**-0.5)
+    full_k = torch.cat([keys[row_prompt], k], 2).repeat_interleave(group, 1)
+    full_v = torch.cat([values[row_prompt], v], 2).repeat_interleave(group, 1)
+    visible = torch.cat([prompt_mask[row_prompt].bool(), torch.ones(rows, own, dtype=torch.bool)], 1)
+    want = scaled_dot_product_attention(q, full_k, full_v, attn_mask=visible[:, None, None, :]).transpose(1, 2)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    kept = prefix.select(torch.tensor([1, 3, 7]))
+    assert kept.segments == [(0, 0, 1), (1, 1, 2), (2, 2, 3)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fast_engine_shared_prompt_attention_gives_the_samples_of_copied_prompts(world, dtype):
+    """Same seed: decoding on one KV copy per prompt (cascade) draws the samples that decoding on the
+    prompts copied to every row draws (float rounding aside), mixed prompts in a batch and finished rows
+    leaving it included, prompts of three lengths; the policy's own attention is back to SDPA afterwards."""
+    from goodhart.sampling.engines import _decoder_parts, fast_rollout
+
+    p = world.prompts
+    lengths = [p[0], f"{p[1]} {p[2]}", f"{p[3]} {p[4]} {p[5]}"]  # 4, 7 and 10 tokens: left padding in the prefill
+    texts = [world.render(x) for x in lengths for _ in range(12)]
+    parts = _decoder_parts(world.policy, dtype)
+    draws = {}
+    for cascade in (True, False):
+        torch.manual_seed(3)
+        draws[cascade] = fast_rollout(world.policy, world.tokenizer, texts, world.add_special_tokens, TOKENS,
+                                      parts=parts, cascade=cascade)
+    same = np.mean([a == b for a, b in zip(draws[True], draws[False], strict=True)])
+    assert same >= 0.9, same
+    assert len(set(draws[True])) > 3  # not one repeated string
+    assert world.policy.config._attn_implementation == "sdpa"
 
 
 def test_prefix_engine_with_the_same_seed_gives_the_same_samples(world):

@@ -3,10 +3,13 @@
 Engines (sampling.engine): hf — left-padded batches through `generate`; prefix — the same, but each
 batch's distinct prompts are run once and their KV cache is shared by all their samples (a Best-of-n
 pool draws N samples of one prompt: the prompt, ~40 tokens against 32 generated, is computed once
-instead of N times); fast (the default) — a hand-written decode loop (fast_rollout: prompts once, KV
+instead of N times); fast (the default) — a hand-written decode loop (fast_rollout: prompts once and
+their KV cache kept once, attended to by their rows together (sampling.cascade), the generated tokens'
 cache grown in place, finished rows dropped, inverse-CDF sampling); vllm — the optional GPU engine.
 benchmarks/sampling.py compares them; tests/test_sampling_engines.py checks they sample one law.
 """
+
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -14,6 +17,7 @@ import torch
 from goodhart import dist
 from goodhart.errors import GoodhartError
 from goodhart.progress import console, progress_bar
+from goodhart.sampling.cascade import FAST_ATTENTION, SharedPrefix, register_fast_attention
 from goodhart.sampling.rollout import (
     completion_mask,
     encode_prompts,
@@ -28,7 +32,7 @@ def sample_completions(model, tokenizer, texts: list[str], k: int, *, max_new_to
                        temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 64,
                        add_special_tokens: bool = False, description: str = "sample",
                        seed: int | None = None, engine: str = "hf",
-                       dtype: torch.dtype = torch.float32) -> list[list[str]]:
+                       dtype: torch.dtype = torch.float32, cascade: bool | None = None) -> list[list[str]]:
     """Draw k completions for each of B policy inputs; returns B lists of k decoded strings.
 
     The B·k sequences are generated in batches of `batch_size` with left padding; a prompt's k copies
@@ -38,7 +42,8 @@ def sample_completions(model, tokenizer, texts: list[str], k: int, *, max_new_to
     (dist.map_chunks; all ranks get the whole list). Special tokens are stripped from the decoded text.
     engine: hf (rollout), prefix (prefix_rollout: the prompts computed once) or fast (fast_rollout: the
     prompts computed once, finished rows dropped, sampling by inverse CDF; the decoder body in `dtype`:
-    fp32 by default, bf16 pays only on CPUs with AVX-512 BF16 or AMX, or on a GPU).
+    fp32 by default, bf16 pays only on CPUs with AVX-512 BF16 or AMX, or on a GPU; `cascade`: its
+    shared-prompt attention, by default where prompts repeat — False copies the prompts' cache to every row).
     """
     device = next(model.parameters()).device
     flat = [t for t in texts for _ in range(k)]
@@ -54,7 +59,7 @@ def sample_completions(model, tokenizer, texts: list[str], k: int, *, max_new_to
             torch.manual_seed(seed * 1_000_003 + j)
         if engine == "fast":
             return fast_rollout(model, tokenizer, chunk, add_special_tokens, max_new_tokens, temperature, top_p,
-                                parts=parts)
+                                parts=parts, cascade=cascade)
         if engine == "prefix":
             return prefix_rollout(model, tokenizer, chunk, add_special_tokens, max_new_tokens, temperature, top_p)
         enc = encode_prompts(tokenizer, chunk, add_special_tokens, device)
@@ -96,7 +101,7 @@ def _growing_cache(kv_dtype: torch.dtype | None = None):
     torch.cat: DynamicLayer copies the whole KV cache at every decode step, 40% of a step's time at 128
     rows on 2 CPU cores (measured with torch.profiler). keys/values stay views of the filled part, so
     every DynamicLayer method (lengths, masks, batch selection) reads them unchanged. With `kv_dtype`
-    the buffers hold keys and values in that dtype (fp32 for a bf16 body: _sdpa_fp32_kv)."""
+    the buffers hold keys and values in that dtype (fp32 for a bf16 body: fast_attention)."""
     from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
     class GrowingLayer(DynamicLayer):
@@ -142,33 +147,13 @@ def fast_engine_fits(model) -> bool:
             and not any(getattr(config, key, None) not in (None, 1, 1.0) for key in LOGIT_TRANSFORMS))
 
 
-FP32_KV = "goodhart_sdpa_fp32_kv"  # attention of a bf16 body on an fp32 KV cache (_decoder_parts)
-
-
-def _sdpa_fp32_kv(module, query, key, value, attention_mask, **kwargs):
-    """transformers' SDPA attention on an fp32 KV cache, for a bf16 decoder body: the query is upcast, the
-    output cast back. torch's CPU flash-attention kernel runs 2.4× slower in bf16 than in fp32 at decode
-    shapes (4.8 vs 2.0 ms per call, 128 rows, SmolLM2-135M, torch.profiler), a third of a bf16 step."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    out, weights = sdpa_attention_forward(module, query.to(key.dtype), key, value, attention_mask, **kwargs)
-    return out.to(query.dtype), weights
-
-
-def _register_fp32_kv() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(FP32_KV, _sdpa_fp32_kv)
-    AttentionMaskInterface.register(FP32_KV, sdpa_mask)
-
-
 def _decoder_parts(model, dtype: torch.dtype):
     """(decoder body in `dtype`, fp32 output head) of a causal LM: a bf16 body is a copy cast once
-    (autocast would recast every weight at every step) that attends on an fp32 KV cache (_sdpa_fp32_kv);
+    (autocast would recast every weight at every step) that attends on an fp32 KV cache (fast_attention);
     the head stays fp32 so the sampled law is set by fp32 logits of the last hidden state. On an AVX2-only
     CPU bf16 matrix products run 6× slower than fp32 (measured), hence fp32 where bf16 is not native
-    (goodhart.device.sampling_dtype)."""
+    (goodhart.device.sampling_dtype). An fp32 body is the model's own (fast_rollout switches its attention
+    to fast_attention for the call)."""
     import copy
 
     head = model.get_output_embeddings()
@@ -176,9 +161,25 @@ def _decoder_parts(model, dtype: torch.dtype):
         return model.base_model.eval(), head
     body = copy.deepcopy(model.base_model).to(dtype)
     if body.config._attn_implementation == "sdpa":
-        _register_fp32_kv()
-        body.set_attn_implementation(FP32_KV)
+        register_fast_attention()
+        body.set_attn_implementation(FAST_ATTENTION)
     return body.eval(), head
+
+
+@contextmanager
+def fast_attention_of(body):
+    """The body's attention switched to fast_attention (shared-prompt decoding) for the block, then back;
+    yields whether it runs there (models on SDPA; others keep their attention, prompts copied per row)."""
+    before = body.config._attn_implementation
+    if before not in ("sdpa", FAST_ATTENTION):
+        yield False
+        return
+    register_fast_attention()
+    body.set_attn_implementation(FAST_ATTENTION)
+    try:
+        yield True
+    finally:
+        body.set_attn_implementation(before)
 
 
 def lm_head_logits(hidden: torch.Tensor, head) -> torch.Tensor:
@@ -192,32 +193,57 @@ def lm_head_logits(hidden: torch.Tensor, head) -> torch.Tensor:
     return torch.nn.functional.linear(x, w, b)
 
 
-@torch.no_grad()
-def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, max_new_tokens: int,
-                 temperature: float = 1.0, top_p: float = 1.0, *, parts=None) -> list[str]:
-    """One completion per text by a hand-written decode loop (the fast engine).
-
-    Written by hand because generate() cannot do these things a Best-of-n pool needs on a CPU: each
-    distinct prompt is prefilled once and its KV cache and last-position logits are shared by every row
-    that repeats it; rows that reached EOS leave the batch once a quarter of it has finished (generate
-    keeps computing them until the longest row ends); the KV cache grows in place (_growing_cache). The
-    decoder body is `parts` (_decoder_parts: fp32 by default, or bf16 from weights cast once) while the
-    logits stay fp32. Tokens are drawn with transformers' own temperature and top-p warpers (top_k off),
-    stopping at EOS, as rollout() does, by inverse-CDF sampling
-    (inverse_cdf_sample: the same law as torch.multinomial at 1/10 of its cost).
-    """
-    body, head = parts or _decoder_parts(model, torch.float32)
-    device = head.weight.device
+def _prefill(body, tokenizer, texts: list[str], add_special_tokens: bool, cascade: bool):
+    """Each distinct prompt run once. Returns (last-position hidden state per row, the KV cache to decode
+    on, per-row attention mask and last position, SharedPrefix or None). With `cascade` the prompts'
+    cache stays one per prompt (SharedPrefix) and decoding starts a new cache for the generated tokens;
+    without, the prompts' cache is copied to every row that repeats it."""
+    device = next(body.parameters()).device
     first = {t: i for i, t in enumerate(dict.fromkeys(texts))}  # distinct text → its row in the prefill
     prefill_row = torch.tensor([first[t] for t in texts], device=device)
     enc = encode_prompts(tokenizer, list(first), add_special_tokens, device)
     mask = enc["attention_mask"]
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    cache = _growing_cache(torch.float32 if body.config._attn_implementation == FP32_KV else None)
+    kv_dtype = torch.float32 if body.config._attn_implementation == FAST_ATTENTION else None
+    cache = _growing_cache(kv_dtype)
     hidden = body(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, past_key_values=cache,
                   use_cache=True).last_hidden_state[:, -1]
-    cache.batch_select_indices(prefill_row)
-    hidden, mask, pos = hidden[prefill_row], mask[prefill_row], pos[prefill_row, -1]
+    prefix = None
+    if cascade:
+        prefix, cache = SharedPrefix.of(cache, mask, prefill_row), _growing_cache(kv_dtype)
+    else:
+        cache.batch_select_indices(prefill_row)
+    return hidden[prefill_row], cache, mask[prefill_row], pos[prefill_row, -1], prefix
+
+
+@torch.no_grad()
+def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, max_new_tokens: int,
+                 temperature: float = 1.0, top_p: float = 1.0, *, parts=None, cascade: bool | None = None) -> list[str]:
+    """One completion per text by a hand-written decode loop (the fast engine).
+
+    Written by hand because generate() cannot do these things a Best-of-n pool needs on a CPU: each
+    distinct prompt is prefilled once and its KV cache and last-position logits are shared by every row
+    that repeats it; where prompts repeat (`cascade`; default: ≥ 2 rows per distinct prompt, on SDPA
+    models) the prompt's keys and values stay one copy that its rows attend to together
+    (goodhart.sampling.cascade); rows that reached EOS leave the batch once a quarter of it has finished
+    (generate keeps computing them until the longest row ends); the KV cache grows in place
+    (_growing_cache). The decoder body is `parts` (_decoder_parts: fp32 by default, or bf16 from weights
+    cast once) while the logits stay fp32. Tokens are drawn with transformers' own temperature and top-p
+    warpers (top_k off), stopping at EOS, as rollout() does, by inverse-CDF sampling
+    (inverse_cdf_sample: the same law as torch.multinomial at 1/10 of its cost).
+    """
+    body, head = parts or _decoder_parts(model, torch.float32)
+    if cascade is None:
+        cascade = len(texts) >= 2 * len(set(texts))
+    with fast_attention_of(body) as fast:
+        return _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p,
+                       cascade and fast)
+
+
+def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p, cascade):
+    """fast_rollout's decode loop."""
+    device = head.weight.device
+    hidden, cache, mask, pos, prefix = _prefill(body, tokenizer, texts, add_special_tokens, cascade)
     warpers = sampling_warpers(temperature, top_p)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     out = torch.full((len(texts), max_new_tokens), pad if pad is not None else 0, dtype=torch.long, device=device)
@@ -237,10 +263,15 @@ def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, m
             keep = live.nonzero().squeeze(1)
             rows, token, mask, pos, live = rows[keep], token[keep], mask[keep], pos[keep], live[keep]
             cache.batch_select_indices(keep)
-        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            prefix = None if prefix is None else prefix.select(keep)
         pos = pos + 1
-        hidden = body(input_ids=token[:, None], attention_mask=mask, position_ids=pos[:, None], past_key_values=cache,
-                      use_cache=True).last_hidden_state[:, -1]
+        if prefix is None:  # the prompts' cache is in every row: the mask covers prompt and generated tokens
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            extra = {"attention_mask": mask}
+        else:  # cascade_attention masks the prompts' padding itself; generated tokens have none
+            extra = {"shared_prefix": prefix}
+        hidden = body(input_ids=token[:, None], position_ids=pos[:, None], past_key_values=cache, use_cache=True,
+                      **extra).last_hidden_state[:, -1]
     valid = completion_mask(out, eos, pad)
     return tokenizer.batch_decode(out.masked_fill(~valid, pad if pad is not None else 0), skip_special_tokens=True)
 
