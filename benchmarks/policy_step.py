@@ -3,6 +3,8 @@ steps interleaved (RLOO, J-BOND, RLOO, …) so machine noise hits both alike; a 
 
     python benchmarks/policy_step.py [--world sentiment] [--steps 3] [--batch-prompts 8] [--full-forward]
     python benchmarks/policy_step.py --logprobs --steps 5     # the log-probability passes alone, shared vs full
+    python benchmarks/policy_step.py --evaluation --steps 3   # one evaluation (24 × 4 samples): rollouts by hf vs fast
+    python benchmarks/policy_step.py --engine hf              # the steps with generate's rollouts
 
 Three trainers: RLOO, J-BOND as shipped (anchor and policy samples drawn side by side in two threads,
 concurrent_sampling=true) and J-BOND drawing them one after the other (concurrent_sampling=false).
@@ -34,9 +36,16 @@ def main() -> None:
                          "prompts were shared: token_logprobs(share_prompts=False))")
     ap.add_argument("--logprobs", action="store_true",
                     help="measure only the log-probability passes, prompts shared vs full forward (--steps repeats)")
+    ap.add_argument("--evaluation", action="store_true",
+                    help="time one evaluation (gold, proxy and KL of --eval-prompts × 4 samples) with the rollouts "
+                         "drawn by generate (hf) vs the fast engine, --steps interleaved repeats")
+    ap.add_argument("--eval-prompts", type=int, default=24)
+    ap.add_argument("--engine", default="fast", choices=["fast", "hf"], help="rollout engine of the step trainers")
     args = ap.parse_args()
     if args.logprobs:
         return logprob_passes(args)
+    if args.evaluation:
+        return evaluation_times(args)
     from goodhart.config import PolicyTrainConfig
     from goodhart.policy import train
     from goodhart.reward.load import RewardModel
@@ -53,7 +62,7 @@ def main() -> None:
     for label, method, concurrent in (("rloo", "rloo", True), ("jbond", "jbond", True),
                                       ("jbond-seq", "jbond", False)):
         cfg = PolicyTrainConfig(world=args.world, reward_model="-", method=method, device="cpu",
-                                batch_prompts=args.batch_prompts,
+                                batch_prompts=args.batch_prompts, sampling={"engine": args.engine},
                                 **({} if method == "rloo" else {"concurrent_sampling": concurrent}))
         world = load_world(cfg)
         rm = RewardModel([world.make_proxy(0)], name="untrained")
@@ -74,7 +83,7 @@ def main() -> None:
                 times[label].append(time.perf_counter() - t)
     med = {label: float(np.median(v)) for label, v in times.items()}
     print(f"world {args.world}, {args.batch_prompts} prompts × {trainers['rloo'][0].cfg.samples_per_prompt} samples, "
-          f"{args.steps} steps each (median), {torch.get_num_threads()} threads, "
+          f"{args.steps} steps each (median), {torch.get_num_threads()} threads, rollouts by {args.engine}, "
           f"{'full forward' if args.full_forward else 'prompts shared'} in log-probabilities")
     for label in trainers:
         print(f"{label:9s} {med[label]:7.2f} s/step  {np.round(times[label], 2).tolist()}")
@@ -135,6 +144,45 @@ def logprob_passes(args) -> None:
             diff = (out[True] - out[False]).abs().max().item()
             print(f"{shape:16s} {what:26s} shared {shared:6.2f} s, full {full:6.2f} s: {full / shared:.2f}× "
                   f"(max |Δ log p| {diff:.1e})")
+
+
+def evaluation_times(args) -> None:
+    """--evaluation: policy.train.evaluate (the pareto grid's every-2-steps measurement) at --eval-prompts × 4
+    samples, its rollouts drawn by generate (hf) and by the fast engine, repeats interleaved after a warm-up
+    each; median seconds and where they go (sampling, the policy's and reference's log-probability passes)."""
+    from goodhart.config import PolicyTrainConfig
+    from goodhart.policy import train
+    from goodhart.reward.load import RewardModel
+    from goodhart.worlds import load_world
+
+    timers, labels, runs = defaultdict(float), {}, {}
+    for name in ("sample", "logprobs"):
+        setattr(train, name, _timed(getattr(train, name), timers, name, labels))
+    for engine in ("hf", "fast"):
+        cfg = PolicyTrainConfig(world=args.world, reward_model="-", method="rloo", device="cpu",
+                                eval_prompts=args.eval_prompts, eval_samples_per_prompt=4, sampling={"engine": engine})
+        world = load_world(cfg)
+        setup = train.Setup(cfg, world, RewardModel([world.make_proxy(0)], name="untrained"), torch.device("cpu"))
+        labels[id(setup)] = engine
+        runs[engine] = (setup, train.build_models(cfg, world, setup.device))
+    prompts = world.prompts[: args.eval_prompts]
+    times = defaultdict(list)
+    for rep in range(args.steps + 1):
+        if rep == 1:
+            timers.clear()  # the first round warms up
+        for engine, (setup, models) in runs.items():
+            torch.manual_seed(rep)
+            t = time.perf_counter()
+            train.evaluate(setup, models, prompts, {"norm": None})
+            if rep > 0:
+                times[engine].append(time.perf_counter() - t)
+    med = {engine: float(np.median(v)) for engine, v in times.items()}
+    print(f"world {args.world}, one evaluation of {args.eval_prompts} prompts × 4 samples, {args.steps} interleaved "
+          f"repeats (median), {torch.get_num_threads()} threads")
+    for engine in runs:
+        parts = ", ".join(f"{name} {timers[(engine, name)] / args.steps:.2f} s" for name in ("sample", "logprobs"))
+        print(f"{engine:5s} {med[engine]:6.2f} s  {np.round(times[engine], 2).tolist()}  ({parts})")
+    print(f"evaluation with fast rollouts: {med['hf'] / med['fast']:.2f}× the hf one")
 
 
 INSIDE_SAMPLE_BOTH = [False]  # sample() calls made by sample_both are already in its "generate" time

@@ -74,7 +74,7 @@ CASES = {
     "rollout batch size": (["policy", "train", *SMOKE, "--set", "reward_model={files}/rm", "--set",
                             "sampling.batch_size=4", "--out", "{out}"], "sampling.batch_size is not used"),
     "rollout engine": (["policy", "train", *SMOKE, "--set", "reward_model={files}/rm", "--set", "sampling.engine=vllm",
-                        "--out", "{out}"], "sampling.engine is not used"),
+                        "--out", "{out}"], "does not draw policy rollouts"),
     "study policy settings": (["study", *SMOKE, "--set", "policy.methods=[rloo]", "--set", "policy.settings={{lr: -1}}",
                                "--out", "{out}"], "policy.settings of cell"),
     # loaders

@@ -1,5 +1,6 @@
-"""BOND's anchor and policy rollouts: each drawn from its own seeded generator inside `generate`
-(SeededSampler), side by side in two threads or one after the other — the same samples either way."""
+"""BOND's anchor and policy rollouts: each drawn from its own seeded generator (inside `generate`, by
+SeededSampler, or in the fast engine's decode loop), side by side in two threads or one after the other —
+the same samples either way; the fast engine's rollouts are generate's, token for token."""
 
 import threading
 
@@ -9,6 +10,7 @@ import torch
 
 from goodhart.config import load_policy_train_config
 from goodhart.policy import train
+from goodhart.sampling.engines import fast_policy_rollout
 from goodhart.sampling.rollout import encode_prompts, rollout
 from goodhart.worlds import load_world
 
@@ -41,8 +43,11 @@ def _draw(s, models, concurrent, monkeypatch):
     return out, threads
 
 
-def test_concurrent_sampling_gives_the_samples_of_sequential_sampling(setup, monkeypatch):
+@pytest.mark.parametrize("engine", ["fast", "hf"])
+def test_concurrent_sampling_gives_the_samples_of_sequential_sampling(setup, monkeypatch, engine):
     s, models = setup
+    monkeypatch.setattr(s.cfg.sampling, "engine", engine)
+    assert train.fast_sampling(s, models.policy) == (engine == "fast")
     saved = torch.get_num_threads()
     torch.set_num_threads(2)  # the threaded path needs ≥ 2 intra-op threads to split
     try:
@@ -144,3 +149,30 @@ def _rows(ro, idx):
     from goodhart.sampling.rollout import Rollout
 
     return Rollout(ro.input_ids[idx], ro.attention_mask[idx], ro.prompt_len, ro.valid_mask[idx], [])
+
+
+def test_fast_policy_rollout_is_generates_rollout_for_the_same_generator(setup):
+    """Same prompts, same generator: the fast engine's Rollout (prompt ids left-padded to one length,
+    completion ids, attention and completion masks, texts) equals generate's with SeededSampler when it
+    keeps finished rows (one uniform per row and step, as generate draws); dropping them keeps every
+    row's prompt and its completion's form (up to its first EOS, pad after)."""
+    s, models = setup
+    tok, world = s.world.tokenizer, s.world
+    texts = [world.render(p) for p in world.prompts[:4] for _ in range(3)]
+    enc = encode_prompts(tok, texts, world.add_special_tokens, s.device)
+    want = rollout(models.policy, tok, enc, 10, 1.0, 1.0, torch.Generator().manual_seed(9))
+    got = fast_policy_rollout(models.policy, tok, texts, world.add_special_tokens, 10,
+                              generator=torch.Generator().manual_seed(9), drop_finished=False)
+    assert got.prompt_len == want.prompt_len
+    assert torch.equal(got.input_ids, want.input_ids) and torch.equal(got.attention_mask, want.attention_mask)
+    assert torch.equal(got.valid_mask, want.valid_mask) and got.texts == want.texts
+    assert not want.valid_mask.all()  # some row finished early: the check covers the pad after EOS
+    dropped = fast_policy_rollout(models.policy, tok, texts, world.add_special_tokens, 10,
+                                  generator=torch.Generator().manual_seed(9))
+    assert torch.equal(dropped.input_ids[:, : want.prompt_len], enc["input_ids"])
+    comp, valid = dropped.input_ids[:, want.prompt_len :], dropped.valid_mask
+    assert torch.equal(dropped.attention_mask[:, want.prompt_len :], valid.long())
+    ends = valid.sum(1) - 1
+    finished = ends < comp.shape[1] - 1
+    assert (comp[finished, ends[finished]] == tok.eos_token_id).all()  # a completion stops at its EOS
+    assert (comp[~valid] == tok.pad_token_id).all()

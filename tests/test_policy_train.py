@@ -31,7 +31,9 @@ def _train(rm, out, *overrides, resume=False):
     ["method=rloo", "reward_shaping=sigmoid_ref"],
 ])
 def test_methods_raise_proxy_and_kl(rm, tmp_path, overrides):
-    results, metrics = _train(rm, tmp_path / "run", *overrides)
+    # 8 × 8 evaluation samples: at 8 × 4 one evaluation's proxy mean is noisy enough that J-BOND's rise
+    # over 12 steps fell under 0.2 for some seeds of either rollout engine (measured: 0.19–0.83 for seeds 0–3)
+    results, metrics = _train(rm, tmp_path / "run", *overrides, "eval_samples_per_prompt=8")
     assert [r["step"] for r in results] == [0, 4, 8, 12]
     assert results[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # the initial policy is the reference
     assert results[-1]["kl"] > 0.05

@@ -206,11 +206,12 @@ class PolicyTrainConfig(Compute, LogSinks):
                 used_by = "; ".join(f"{k} by {'/'.join(METHOD_KEYS[k])}" for k in unused)
                 raise ValueError(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by method "
                                  f"{self.method} (used: {used_by})")
-        rollout_defaults = SamplingConfig()
-        for key in ("batch_size", "engine"):
-            if getattr(self.sampling, key) != getattr(rollout_defaults, key):
-                raise ValueError(f"sampling.{key} is not used by policy train (rollouts are one batch through the "
-                                 "training policy with transformers); leave it out")
+        if self.sampling.batch_size != SamplingConfig().batch_size:
+            raise ValueError("sampling.batch_size is not used by policy train (rollouts are one batch through the "
+                             "training policy); leave it out")
+        if self.sampling.engine not in ("fast", "hf"):
+            raise ValueError(f"sampling.engine={self.sampling.engine} does not draw policy rollouts: use fast "
+                             "(the default: the fast engine where it applies, else generate) or hf (generate)")
         return self
 
 

@@ -19,6 +19,7 @@ from goodhart.errors import GoodhartError
 from goodhart.progress import console, progress_bar
 from goodhart.sampling.cascade import FAST_ATTENTION, SharedPrefix, register_fast_attention
 from goodhart.sampling.rollout import (
+    Rollout,
     completion_mask,
     encode_prompts,
     inverse_cdf_sample,
@@ -195,7 +196,7 @@ def lm_head_logits(hidden: torch.Tensor, head) -> torch.Tensor:
 
 def _prefill(body, tokenizer, texts: list[str], add_special_tokens: bool, cascade: bool):
     """Each distinct prompt run once. Returns (last-position hidden state per row, the KV cache to decode
-    on, per-row attention mask and last position, SharedPrefix or None). With `cascade` the prompts'
+    on, per-row left-padded prompt ids, attention mask and last position, SharedPrefix or None). With `cascade` the prompts'
     cache stays one per prompt (SharedPrefix) and decoding starts a new cache for the generated tokens;
     without, the prompts' cache is copied to every row that repeats it."""
     device = next(body.parameters()).device
@@ -213,7 +214,7 @@ def _prefill(body, tokenizer, texts: list[str], add_special_tokens: bool, cascad
         prefix, cache = SharedPrefix.of(cache, mask, prefill_row), _growing_cache(kv_dtype)
     else:
         cache.batch_select_indices(prefill_row)
-    return hidden[prefill_row], cache, mask[prefill_row], pos[prefill_row, -1], prefix
+    return hidden[prefill_row], cache, enc["input_ids"][prefill_row], mask[prefill_row], pos[prefill_row, -1], prefix
 
 
 @torch.no_grad()
@@ -232,18 +233,53 @@ def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, m
     warpers (top_k off), stopping at EOS, as rollout() does, by inverse-CDF sampling
     (inverse_cdf_sample: the same law as torch.multinomial at 1/10 of its cost).
     """
+    out, valid, _, _ = _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens, temperature,
+                                    top_p, parts=parts, cascade=cascade)
+    return _texts(tokenizer, out, valid)
+
+
+@torch.no_grad()
+def fast_policy_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, max_new_tokens: int,
+                        temperature: float = 1.0, top_p: float = 1.0, generator: torch.Generator | None = None,
+                        drop_finished: bool = True) -> Rollout:
+    """rollout()'s Rollout (token ids kept, the prompts left-padded to one length P, completions as long as
+    the longest) drawn by the fast engine's fp32 decode loop, tokens from `generator` if given (policy
+    training: BOND's two concurrent rollouts each draw from their own). rollout() with a SeededSampler draws
+    one uniform per row and step, finished rows included; with drop_finished=False so does this, and the
+    same generator gives the same tokens (tests/test_sampling_engines.py); dropping finished rows changes
+    which uniform a row gets, not the law."""
+    out, valid, prompt_ids, prompt_mask = _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens,
+                                                       temperature, top_p, generator=generator,
+                                                       drop_finished=drop_finished)
+    T = max(int(valid.sum(1).max()), 1)  # generate stops once every row has finished
+    out, valid = out[:, :T], valid[:, :T]
+    return Rollout(torch.cat([prompt_ids, out], dim=1), torch.cat([prompt_mask, valid.to(prompt_mask.dtype)], dim=1),
+                   prompt_ids.shape[1], valid, _texts(tokenizer, out, valid))
+
+
+def _texts(tokenizer, out: torch.Tensor, valid: torch.Tensor) -> list[str]:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return tokenizer.batch_decode(out.masked_fill(~valid, pad), skip_special_tokens=True)
+
+
+def _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p, *, parts=None,
+                 cascade=None, generator=None, drop_finished=True):
+    """(completion ids (B, max_new_tokens), their completion mask, prompt ids, prompt mask) of the fast engine."""
     body, head = parts or _decoder_parts(model, torch.float32)
     if cascade is None:
         cascade = len(texts) >= 2 * len(set(texts))
     with fast_attention_of(body) as fast:
         return _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p,
-                       cascade and fast)
+                       cascade and fast, generator, drop_finished)
 
 
-def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p, cascade):
+def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p, cascade,
+            generator=None, drop_finished=True):
     """fast_rollout's decode loop."""
     device = head.weight.device
-    hidden, cache, mask, pos, prefix = _prefill(body, tokenizer, texts, add_special_tokens, cascade)
+    hidden, cache, prompt_ids, prompt_mask, pos, prefix = _prefill(body, tokenizer, texts, add_special_tokens,
+                                                                   cascade)
+    mask = prompt_mask
     warpers = sampling_warpers(temperature, top_p)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     out = torch.full((len(texts), max_new_tokens), pad if pad is not None else 0, dtype=torch.long, device=device)
@@ -253,13 +289,13 @@ def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, te
         scores = lm_head_logits(hidden, head)
         for warp in warpers:
             scores = warp(None, scores)
-        token = inverse_cdf_sample(scores)
+        token = inverse_cdf_sample(scores, generator)
         out[rows[live], t] = token[live]
         if eos is not None:
             live &= token != eos
         if t == max_new_tokens - 1 or not live.any():
             break
-        if live.sum() <= 0.75 * len(live):  # finished rows leave the batch and its cache (a copy: not every step)
+        if drop_finished and live.sum() <= 0.75 * len(live):  # finished rows leave the batch and its cache
             keep = live.nonzero().squeeze(1)
             rows, token, mask, pos, live = rows[keep], token[keep], mask[keep], pos[keep], live[keep]
             cache.batch_select_indices(keep)
@@ -272,8 +308,7 @@ def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, te
             extra = {"shared_prefix": prefix}
         hidden = body(input_ids=token[:, None], position_ids=pos[:, None], past_key_values=cache, use_cache=True,
                       **extra).last_hidden_state[:, -1]
-    valid = completion_mask(out, eos, pad)
-    return tokenizer.batch_decode(out.masked_fill(~valid, pad if pad is not None else 0), skip_special_tokens=True)
+    return out, completion_mask(out, eos, pad), prompt_ids, prompt_mask
 
 
 def check_engine(engine: str) -> None:
