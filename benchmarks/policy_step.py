@@ -4,7 +4,7 @@ steps interleaved (RLOO, J-BOND, RLOO, …) so machine noise hits both alike; a 
     python benchmarks/policy_step.py [--world sentiment] [--steps 3] [--batch-prompts 8] [--full-forward]
     python benchmarks/policy_step.py --logprobs --steps 5     # the log-probability passes alone, shared vs full
     python benchmarks/policy_step.py --evaluation --steps 3   # one evaluation (24 × 4 samples): rollouts by hf vs fast
-    python benchmarks/policy_step.py --engine hf              # the steps with generate's rollouts
+    python benchmarks/policy_step.py --engine fast            # the steps with the fast engine's rollouts
 
 Three trainers: RLOO, J-BOND as shipped (anchor and policy samples drawn side by side in two threads,
 concurrent_sampling=true) and J-BOND drawing them one after the other (concurrent_sampling=false).
@@ -40,7 +40,7 @@ def main() -> None:
                     help="time one evaluation (gold, proxy and KL of --eval-prompts × 4 samples) with the rollouts "
                          "drawn by generate (hf) vs the fast engine, --steps interleaved repeats")
     ap.add_argument("--eval-prompts", type=int, default=24)
-    ap.add_argument("--engine", default="fast", choices=["fast", "hf"], help="rollout engine of the step trainers")
+    ap.add_argument("--engine", default="hf", choices=["hf", "fast"], help="rollout engine of the step trainers")
     args = ap.parse_args()
     if args.logprobs:
         return logprob_passes(args)

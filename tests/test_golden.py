@@ -132,7 +132,7 @@ def golden_outputs(tmp: Path) -> dict:
     out["rm train"] = _snapshot(tmp / "rm")
     for method in ("rloo", "jbond"):
         run_policy(config.load_policy_train_config(world="smoke", overrides=[f"reward_model={tmp / 'rm'}",
-                                                                        f"method={method}", hf]), tmp / method)
+                                                                        f"method={method}"]), tmp / method)
         out[f"policy train {method}"] = _snapshot(tmp / method)
     return out
 

@@ -12,6 +12,7 @@ import yaml
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
 from goodhart.commands.policy_train import run_policy, run_summary
+from goodhart.config.base import SamplingConfig
 from goodhart.config.commands import Norm
 from goodhart.errors import GoodhartError
 from goodhart.policy.train import STATE, split_policy_prompts
@@ -42,7 +43,9 @@ def reference(cfg) -> tuple[dict[str, Norm], list[dict], dict]:
     rms = {name: load_reward_model(path) for name, path in {"": cfg.reward_model, **cfg.reward_models}.items()}
     world = load_world(cfg)
     prompts, _ = split_policy_prompts(cfg, world)
-    comps, gold = policy_pool(world, prompts, cfg.reference_samples, cfg.sampling, cfg.seed + 4, "reference pool")
+    # the pool's engine is the pools' default (fast), whatever engine draws the policies' rollouts
+    pool_sampling = SamplingConfig(**{**cfg.sampling.model_dump(), "engine": SamplingConfig().engine})
+    comps, gold = policy_pool(world, prompts, cfg.reference_samples, pool_sampling, cfg.seed + 4, "reference pool")
     flat = [p for p in prompts for _ in range(comps.shape[1])]
     gold_norm = normalisation(gold)
     g = (gold - gold_norm[0]) / gold_norm[1]

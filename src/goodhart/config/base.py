@@ -35,8 +35,7 @@ class SamplingConfig(Strict):
         "fast", description="Best-of-n pools: transformers generate (hf); the same with each prompt computed once "
                           "and its KV cache shared by its samples (prefix); a hand-written decode loop that also "
                           "drops finished rows (fast: see benchmarks/README.md for its speed and distribution "
-                          "checks); or vLLM (extra goodhart[vllm], GPU only). Policy rollouts: fast (in one "
-                          "process at fp32 precision without LoRA, else generate) or hf")
+                          "checks); or vLLM (extra goodhart[vllm], GPU only)")
     dtype: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="the fast engine's decoder body (attention on an fp32 KV cache, logits always fp32): "
                           "auto = bf16 where bf16 is native (CPU with AVX-512 BF16 or AMX, or a GPU), else fp32")

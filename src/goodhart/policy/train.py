@@ -96,7 +96,7 @@ def sample(s: Setup, model, prompts: list[str], k: int, generator: torch.Generat
 
 
 def fast_sampling(s: Setup, model) -> bool:
-    """sampling.engine=fast draws rollouts with the fast engine's fp32 decode loop (1.4× generate at an
+    """sampling.engine=fast (opt-in) draws rollouts with the fast engine's fp32 decode loop (1.4× generate at an
     evaluation's 24 × 4 rows on 2 cores, benchmarks/README.md) in one process, at fp32 precision, on a model
     whose logits it computes exactly (fast_engine_fits); LoRA, bf16 autocast and torchrun (FSDP needs every
     rank in generate's synced loop) keep generate."""
