@@ -12,6 +12,7 @@ import yaml
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
 from goodhart.commands.policy_train import run_policy, run_summary
+from goodhart.commands.workers import train_in_workers
 from goodhart.config.base import SamplingConfig
 from goodhart.config.commands import Norm
 from goodhart.errors import GoodhartError
@@ -102,14 +103,20 @@ def run_pareto(cfg, out: str | Path) -> Path:
     atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     atomic_write_text(out / REFERENCE, json.dumps(facts, indent=1))
     by_path = {cfg.reward_model: norms[""]} | {path: norms[name] for name, path in cfg.reward_models.items()}
+    jobs = []
     for name, sub in cfg.runs():
         sub = sub.model_copy(update={"norm": by_path[sub.reward_model]})
         run = out / name
         if _finished(run, sub.steps):
             console.print(f"{name}: done already, skipped")
             continue
-        console.print(f"[bold]{name}[/]")
-        run_policy(sub, run, resume=(run / STATE).is_file(), overwrite=(run / CONFIG).is_file())
+        jobs.append((name, sub, run, (run / STATE).is_file(), (run / CONFIG).is_file()))
+    if cfg.workers > 1 and len(jobs) > 1:
+        train_in_workers(jobs, min(cfg.workers, len(jobs)), out / "logs")
+    else:
+        for name, sub, run, resume, overwrite in jobs:
+            console.print(f"[bold]{name}[/]")
+            run_policy(sub, run, resume=resume, overwrite=overwrite)
     cell = {c + (f"-s{s}" if cfg.seeds else ""): c for c, _, _ in cfg.cells() for s in (cfg.seeds or [None])}
     rows = [r | {"run": name, "cell": cell[name]} for name, _ in cfg.runs() for r in RunDir(out / name).results()]
     stale = sorted({r["run"] for r in rows if r.get("norm_from") != "reference pool"

@@ -243,6 +243,10 @@ class PolicyParetoConfig(PolicyTrainConfig):
                                           "as <cell>@<name>; gold stays in the reference's units")
     rm_axis_cells: list[str] = Field(["jbond-beta0", "rloo-beta0"], description="cells run against every "
                                      "reward_models entry too (names as in the grid: rloo-beta0, bond-forward, …)")
+    workers: int = Field(1, ge=1, description="grid runs trained at once, each in its own process with the torch "
+                         "threads divided among them (logs in <out>/logs/): on 2 CPU cores 2 workers of 1 thread train "
+                         "1.33-1.46x the steps per hour of one 2-thread process (benchmarks/README.md); results "
+                         "differ from workers=1 only by float rounding (thread count)")
     method_lr: dict[Literal["rloo", "bond", "jbond"], float] = Field(
         {}, description="learning rate per method, in place of lr (e.g. {rloo: 1.0e-5}): at one lr RLOO's KL grows "
                         "~10× faster per step than J-BOND's, and the claims compare methods where their KL ranges overlap")
@@ -280,7 +284,8 @@ class PolicyParetoConfig(PolicyTrainConfig):
         """(sub-run name, config) for every cell and seed: <cell>, or <cell>-s<seed> when seeds are given
         (each seed trains and samples anew; the prompt split stays the one of `seed`)."""
         base = self.model_dump(exclude={"rl_betas", "jbond_gammas", "bond_divergences", "reference_samples",
-                                        "bon_bootstrap", "seeds", "reward_models", "rm_axis_cells", "method_lr"})
+                                        "bon_bootstrap", "seeds", "reward_models", "rm_axis_cells", "method_lr",
+                                        "workers"})
         defaults = {k: PolicyTrainConfig.model_fields[k].default for k in METHOD_KEYS}
         seeds = [(f"-s{s}", {"seed": s, "prompt_seed": self.seed}) for s in self.seeds] if self.seeds else [("", {})]
         # a key meant for another method of the grid keeps its default in this method's runs
