@@ -176,3 +176,22 @@ def test_fast_policy_rollout_is_generates_rollout_for_the_same_generator(setup):
     finished = ends < comp.shape[1] - 1
     assert (comp[finished, ends[finished]] == tok.eos_token_id).all()  # a completion stops at its EOS
     assert (comp[~valid] == tok.pad_token_id).all()
+
+
+@pytest.mark.parametrize("drop_finished", [True, False])
+def test_fast_rollouts_log_probabilities_are_the_models(setup, drop_finished):
+    """The fast engine's Rollout carries each drawn token's log π under the model at temperature 1, whatever
+    temperature drew it (evaluation's KL reads it instead of a forward pass): equal to token_logprobs, 0 past
+    EOS."""
+    from goodhart.sampling.rollout import token_logprobs
+
+    s, models = setup
+    world = s.world
+    texts = [world.render(p) for p in world.prompts[:4] for _ in range(3)]
+    ro = fast_policy_rollout(models.policy, world.tokenizer, texts, world.add_special_tokens, 10, temperature=0.7,
+                             generator=torch.Generator().manual_seed(3), drop_finished=drop_finished)
+    with torch.no_grad():
+        want = token_logprobs(models.policy, ro)
+    assert not ro.valid_mask.all() and (ro.logprobs[~ro.valid_mask] == 0).all()
+    torch.testing.assert_close(ro.logprobs, want, rtol=0, atol=1e-4)
+    assert want[ro.valid_mask].std() > 0.1  # distinct tokens' log-probabilities, not one value repeated

@@ -255,7 +255,9 @@ def evaluate(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:
     local = dist.my_slice(prompts)
     ro = sample(s, m.policy, local, k)
     flat = [p for p in local for _ in range(k)]
-    kl = kl_per_sequence(logprobs(s, m.policy, ro), logprobs(s, m.ref, ro), ro.valid_mask)
+    # the policy's log-probabilities from its sampler where it kept them (the fast engine: one forward less)
+    logp = ro.logprobs if ro.logprobs is not None else logprobs(s, m.policy, ro)
+    kl = kl_per_sequence(logp, logprobs(s, m.ref, ro), ro.valid_mask)
     parts = dist.gather((s.world.gold_scores(flat, ro.texts), s.rm.member_scores(flat, ro.texts),
                          {name: v.cpu().numpy() for name, v in kl.items()}))
     gold = np.concatenate([g for g, _, _ in parts])

@@ -233,8 +233,8 @@ def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, m
     warpers (top_k off), stopping at EOS, as rollout() does, by inverse-CDF sampling
     (inverse_cdf_sample: the same law as torch.multinomial at 1/10 of its cost).
     """
-    out, valid, _, _ = _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens, temperature,
-                                    top_p, parts=parts, cascade=cascade)
+    out, valid, *_ = _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens, temperature,
+                                  top_p, parts=parts, cascade=cascade)
     return _texts(tokenizer, out, valid)
 
 
@@ -247,14 +247,15 @@ def fast_policy_rollout(model, tokenizer, texts: list[str], add_special_tokens: 
     training: BOND's two concurrent rollouts each draw from their own). rollout() with a SeededSampler draws
     one uniform per row and step, finished rows included; with drop_finished=False so does this, and the
     same generator gives the same tokens (tests/test_sampling_engines.py); dropping finished rows changes
-    which uniform a row gets, not the law."""
-    out, valid, prompt_ids, prompt_mask = _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens,
-                                                       temperature, top_p, generator=generator,
-                                                       drop_finished=drop_finished)
+    which uniform a row gets, not the law. The Rollout carries each drawn token's log-probability under the
+    model's fp32 logits (temperature 1): what token_logprobs would compute again (evaluation's KL reads it)."""
+    out, valid, prompt_ids, prompt_mask, logp = _fast_tokens(model, tokenizer, texts, add_special_tokens,
+                                                             max_new_tokens, temperature, top_p, generator=generator,
+                                                             drop_finished=drop_finished)
     T = max(int(valid.sum(1).max()), 1)  # generate stops once every row has finished
     out, valid = out[:, :T], valid[:, :T]
     return Rollout(torch.cat([prompt_ids, out], dim=1), torch.cat([prompt_mask, valid.to(prompt_mask.dtype)], dim=1),
-                   prompt_ids.shape[1], valid, _texts(tokenizer, out, valid))
+                   prompt_ids.shape[1], valid, _texts(tokenizer, out, valid), logp[:, :T] * valid)
 
 
 def _texts(tokenizer, out: torch.Tensor, valid: torch.Tensor) -> list[str]:
@@ -264,7 +265,8 @@ def _texts(tokenizer, out: torch.Tensor, valid: torch.Tensor) -> list[str]:
 
 def _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p, *, parts=None,
                  cascade=None, generator=None, drop_finished=True):
-    """(completion ids (B, max_new_tokens), their completion mask, prompt ids, prompt mask) of the fast engine."""
+    """(completion ids (B, max_new_tokens), their completion mask, prompt ids, prompt mask, the drawn tokens'
+    log-probabilities under the fp32 logits at temperature 1) of the fast engine."""
     body, head = parts or _decoder_parts(model, torch.float32)
     if cascade is None:
         cascade = len(texts) >= 2 * len(set(texts))
@@ -283,14 +285,16 @@ def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, te
     warpers = sampling_warpers(temperature, top_p)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     out = torch.full((len(texts), max_new_tokens), pad if pad is not None else 0, dtype=torch.long, device=device)
+    logp = torch.zeros(len(texts), max_new_tokens, device=device)  # log π of each drawn token (temperature 1)
     rows = torch.arange(len(texts), device=device)  # the text of each row of the batch
     live = torch.ones(len(texts), dtype=torch.bool, device=device)  # rows that have not produced EOS
     for t in range(max_new_tokens):
-        scores = lm_head_logits(hidden, head)
+        logits = scores = lm_head_logits(hidden, head)
         for warp in warpers:
             scores = warp(None, scores)
         token = inverse_cdf_sample(scores, generator)
         out[rows[live], t] = token[live]
+        logp[rows[live], t] = (logits.gather(1, token[:, None])[:, 0] - torch.logsumexp(logits, dim=-1))[live]
         if eos is not None:
             live &= token != eos
         if t == max_new_tokens - 1 or not live.any():
@@ -308,7 +312,7 @@ def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, te
             extra = {"shared_prefix": prefix}
         hidden = body(input_ids=token[:, None], position_ids=pos[:, None], past_key_values=cache, use_cache=True,
                       **extra).last_hidden_state[:, -1]
-    return out, completion_mask(out, eos, pad), prompt_ids, prompt_mask
+    return out, completion_mask(out, eos, pad), prompt_ids, prompt_mask, logp
 
 
 def check_engine(engine: str) -> None:

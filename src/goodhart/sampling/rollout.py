@@ -20,6 +20,9 @@ class Rollout:
     prompt_len: int  # P
     valid_mask: torch.Tensor  # (B, T): True for completion tokens up to and including EOS
     texts: list[str]
+    # (B, T) log π(y_t | x, y_<t) under the sampling model's own fp32 logits at temperature 1 (0 past EOS),
+    # where the sampler computed them (the fast engine); None: token_logprobs computes them
+    logprobs: torch.Tensor | None = None
 
 
 def encode_prompts(tokenizer, texts: list[str], add_special_tokens: bool, device) -> dict:
