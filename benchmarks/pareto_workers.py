@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 CUT = ["seeds=[0]", "rl_betas=[0,0.2]", "jbond_gammas=[0]", "bond_divergences=[forward]", "steps=6", "eval_every=2"]
@@ -41,7 +43,7 @@ def main() -> None:
         cfg = load_policy_pareto_config(str(config), None, sets)
         reference(cfg)  # the reference pool into the sample cache: neither timing below samples it
         print(f"{len(cfg.runs())} runs: {', '.join(name for name, _ in cfg.runs())}; torch threads "
-              f"{__import__('torch').get_num_threads()}", flush=True)
+              f"{torch.get_num_threads()}", flush=True)
         wall = {}
         for workers in (1, 2):
             cmd = [sys.executable, "-m", "goodhart", "policy", "pareto", "--config", str(config), "--out",

@@ -5,7 +5,7 @@ small log-probability batches keep 2 threads busy only part of the time (benchma
 RLOO step 21.0 s with 2 threads; two 1-thread processes side by side 31.5 s each, 1.33× the steps per
 hour, benchmarks/README.md). So each worker is its own process (spawned: no inherited torch or CUDA
 state) with the parent's torch threads divided among the workers. A worker's output goes to
-<out>/logs/<run>.log; the parent prints one line when a run starts, ends or fails. A run that fails does
+<out>/logs/<run>.log; the parent prints one line when a run ends or fails. A run that fails does
 not stop the others; its error is reported at the end, and rerunning resumes it from its checkpoint."""
 
 import os

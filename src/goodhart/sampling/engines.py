@@ -251,7 +251,7 @@ def fast_policy_rollout(model, tokenizer, texts: list[str], add_special_tokens: 
     model's fp32 logits (temperature 1): what token_logprobs would compute again (evaluation's KL reads it)."""
     out, valid, prompt_ids, prompt_mask, logp = _fast_tokens(model, tokenizer, texts, add_special_tokens,
                                                              max_new_tokens, temperature, top_p, generator=generator,
-                                                             drop_finished=drop_finished)
+                                                             drop_finished=drop_finished, keep_logprobs=True)
     T = max(int(valid.sum(1).max()), 1)  # generate stops once every row has finished
     out, valid = out[:, :T], valid[:, :T]
     return Rollout(torch.cat([prompt_ids, out], dim=1), torch.cat([prompt_mask, valid.to(prompt_mask.dtype)], dim=1),
@@ -264,19 +264,19 @@ def _texts(tokenizer, out: torch.Tensor, valid: torch.Tensor) -> list[str]:
 
 
 def _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p, *, parts=None,
-                 cascade=None, generator=None, drop_finished=True):
-    """(completion ids (B, max_new_tokens), their completion mask, prompt ids, prompt mask, the drawn tokens'
-    log-probabilities under the fp32 logits at temperature 1) of the fast engine."""
+                 cascade=None, generator=None, drop_finished=True, keep_logprobs=False):
+    """(completion ids (B, max_new_tokens), their completion mask, prompt ids, prompt mask, with keep_logprobs
+    the drawn tokens' log-probabilities under the fp32 logits at temperature 1, else None) of the fast engine."""
     body, head = parts or _decoder_parts(model, torch.float32)
     if cascade is None:
         cascade = len(texts) >= 2 * len(set(texts))
     with fast_attention_of(body) as fast:
         return _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p,
-                       cascade and fast, generator, drop_finished)
+                       cascade and fast, generator, drop_finished, keep_logprobs)
 
 
 def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p, cascade,
-            generator=None, drop_finished=True):
+            generator=None, drop_finished=True, keep_logprobs=False):
     """fast_rollout's decode loop."""
     device = head.weight.device
     hidden, cache, prompt_ids, prompt_mask, pos, prefix = _prefill(body, tokenizer, texts, add_special_tokens,
@@ -285,7 +285,8 @@ def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, te
     warpers = sampling_warpers(temperature, top_p)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     out = torch.full((len(texts), max_new_tokens), pad if pad is not None else 0, dtype=torch.long, device=device)
-    logp = torch.zeros(len(texts), max_new_tokens, device=device)  # log π of each drawn token (temperature 1)
+    # log π of each drawn token (temperature 1), for policy rollouts only: a pool would discard it
+    logp = torch.zeros(len(texts), max_new_tokens, device=device) if keep_logprobs else None
     rows = torch.arange(len(texts), device=device)  # the text of each row of the batch
     live = torch.ones(len(texts), dtype=torch.bool, device=device)  # rows that have not produced EOS
     for t in range(max_new_tokens):
@@ -294,7 +295,8 @@ def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, te
             scores = warp(None, scores)
         token = inverse_cdf_sample(scores, generator)
         out[rows[live], t] = token[live]
-        logp[rows[live], t] = (logits.gather(1, token[:, None])[:, 0] - torch.logsumexp(logits, dim=-1))[live]
+        if logp is not None:
+            logp[rows[live], t] = (logits.gather(1, token[:, None])[:, 0] - torch.logsumexp(logits, dim=-1))[live]
         if eos is not None:
             live &= token != eos
         if t == max_new_tokens - 1 or not live.any():
