@@ -28,7 +28,13 @@ from matplotlib.figure import Figure
 
 from goodhart.commands.claims import _cells, _fit_key, _pool_key, claims_markdown, claims_table
 from goodhart.errors import GoodhartError
-from goodhart.report.pareto_tables import matched_markdown, plot_kl_schedule, run_markdown, run_wall_s
+from goodhart.report.pareto_tables import (
+    grid_wall_s,
+    matched_markdown,
+    plot_kl_schedule,
+    run_markdown,
+    run_wall_s,
+)
 from goodhart.report.plots import plot_bon, plot_policy, plot_suite_accuracy
 from goodhart.report.study_plots import plot_gao
 from goodhart.report.suite_tables import pooled_bon_diffs, pooled_suite, suite_markdown
@@ -210,6 +216,13 @@ def suite_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel: 
     return "\n".join(out)
 
 
+def _workers(run: RunDir) -> str:
+    """How many runs the grid's config trained at a time ("1 run" before policy pareto had workers)."""
+    cfg = yaml.safe_load((run.path / "config.yaml").read_text()) if (run.path / "config.yaml").is_file() else {}
+    n = int((cfg or {}).get("workers", 1))
+    return f"{n} run" + ("s" if n > 1 else "")
+
+
 def pareto_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel: str) -> str:
     claims = claims_table(rows)
     seed = min(r["seed"] for r in rows if r.get("study") == "policy_summary")
@@ -218,7 +231,9 @@ def pareto_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel:
          img / f"{prefix}_policy.png")
     _png(plot_kl_schedule(rows), img / f"{prefix}_kl.png")
     table, dstar = matched_markdown(rows)
-    walls = [w for w in (run_wall_s(run.path / r["run"]) for r in rows if r.get("study") == "policy_summary") if w]
+    names = [r["run"] for r in rows if r.get("study") == "policy_summary"]
+    walls = [w for w in (run_wall_s(run.path / n) for n in names) if w]
+    span = grid_wall_s([run.path / n for n in names])
     out = [MARKER, "", "#" + claims_markdown(claims).rstrip(), "", "## Every cell at one d", "",
            f"Gold (normalised on the reference pool) at d = {dstar:.2f}, the largest d that every run and the "
            "Best-of-n curve reach, read off each prompt's curve by linear interpolation in d; the last column pairs "
@@ -232,7 +247,9 @@ def pareto_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel:
             "reference pool's Best-of-n curve (grey, KL bound); right: gold against proxy (Gao et al. Fig. 10).", "",
             f"![KL schedule]({rel}/{prefix}_kl.png)", "", "KL against step, every run (log-log).", "",
             "## Time", "", f"{len(walls)} runs, {sum(walls) / 60:.0f} min in all (median {np.median(walls or [0]) / 60:.1f} "
-            "min per run), from the runs' files; the reference pool is sampled once and cached.", ""]
+            "min per run), from the runs' files" + ("" if span is None else
+            f"; {span / 60:.0f} min from the first run's start to the last run's end ({_workers(run)} at a time, "
+            "pauses included)") + "; the reference pool is sampled once and cached.", ""]
     return "\n".join(out)
 
 

@@ -43,3 +43,24 @@ def test_matched_interval_covers_a_known_difference():
         r = matched(curve(_rows(d, a)), curve(_rows(d, b)), 1.25, n_boot=400, seed=int(rng.integers(1 << 30)))
         hits += r["diff_lo"] <= 0.3 <= r["diff_hi"]
     assert hits / 200 >= 0.9
+
+
+def test_grid_wall_time_spans_overlapping_runs_from_their_files(tmp_path):
+    import os
+
+    from goodhart.report.pareto_tables import grid_wall_s, run_wall_s
+
+    def run(name, start, end):  # config.yaml written at start, the final weights at the end (epoch seconds)
+        d = tmp_path / name
+        (d / "policy").mkdir(parents=True)
+        (d / "config.yaml").write_text("x: 1\n")
+        (d / "policy" / "model.safetensors").write_bytes(b"")
+        os.utime(d / "config.yaml", (start, start))
+        os.utime(d / "policy" / "model.safetensors", (end, end))
+        return d
+
+    a, b, c = run("a", 1000, 1600), run("b", 1000, 1700), run("c", 1600, 2200)  # two at a time, then c
+    assert run_wall_s(a) == 600 and run_wall_s(c) == 600
+    assert grid_wall_s([a, b, c]) == 1200  # not the 1,900 s the runs sum to
+    (c / "policy" / "model.safetensors").unlink()  # an unfinished run: no grid time
+    assert grid_wall_s([a, b, c]) is None and grid_wall_s([]) is None

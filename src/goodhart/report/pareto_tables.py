@@ -84,6 +84,20 @@ def run_wall_s(run: Path) -> float | None:
     return max(w.stat().st_mtime for w in weights) - (run / "config.yaml").stat().st_mtime
 
 
+def grid_wall_s(runs: list[Path]) -> float | None:
+    """Seconds from the first of `runs` to start (its config.yaml) to the last to finish (its final weights):
+    the grid's wall time when runs overlap (policy pareto's workers), interruptions included; None when a
+    run lacks either file."""
+    starts, ends = [], []
+    for run in runs:
+        wall = run_wall_s(run)
+        if wall is None:
+            return None
+        starts.append((run / "config.yaml").stat().st_mtime)
+        ends.append(starts[-1] + wall)
+    return max(ends) - min(starts) if runs else None
+
+
 def plot_kl_schedule(rows: list[dict]) -> Figure:
     """KL(π‖π_ref) against training step per run (log-log): Gao et al. find it roughly quadratic for RL."""
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
