@@ -195,3 +195,36 @@ def test_fast_rollouts_log_probabilities_are_the_models(setup, drop_finished):
     assert not ro.valid_mask.all() and (ro.logprobs[~ro.valid_mask] == 0).all()
     torch.testing.assert_close(ro.logprobs, want, rtol=0, atol=1e-4)
     assert want[ro.valid_mask].std() > 0.1  # distinct tokens' log-probabilities, not one value repeated
+
+
+def test_bond_logs_kl_from_its_fixed_anchor_without_a_reference_forward(monkeypatch):
+    """Fixed-anchor BOND (backward, Jeffreys): the anchor is π_ref, so the logged KL of the policy's samples
+    comes from the anchor's log-probabilities; π_ref is not run again, and the KL is the one π_ref gives."""
+    from goodhart.policy.kl import kl_per_sequence
+    from goodhart.reward.load import RewardModel
+
+    cfg = load_policy_train_config(world="smoke", overrides=["reward_model=unused", "method=bond",
+                                                             "bond_divergence=backward"])
+    world = load_world(cfg)
+    s = train.Setup(cfg, world, RewardModel([world.make_proxy(0)], name="untrained"), torch.device("cpu"))
+    m = train.build_models(cfg, world, s.device)
+    with torch.no_grad():  # the policy after some steps: KL > 0
+        for p in m.policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    seen, original = [], train.logprobs
+
+    def recorded(s_, model, ro, grad=True):
+        seen.append(model)
+        out = original(s_, model, ro, grad)
+        recorded.last[id(model)] = (ro, out)
+        return out
+
+    recorded.last = {}
+    monkeypatch.setattr(train, "logprobs", recorded)
+    torch.manual_seed(0)
+    _, stats = train.bond_batch(s, m, world.prompts[:4])
+    assert not any(model is m.ref for model in seen) and any(model is m.anchor for model in seen)
+    ro, _ = recorded.last[id(m.anchor)]
+    with torch.no_grad():
+        kl = kl_per_sequence(original(s, m.policy, ro, grad=False), original(s, m.ref, ro, grad=False), ro.valid_mask)
+    assert stats["kl/k3"] == pytest.approx(kl["k3"].mean().item(), rel=1e-4) and stats["kl/k3"] > 0

@@ -213,6 +213,10 @@ def test_pareto_config_refuses_an_empty_grid_and_a_hand_set_norm(rm):
     with pytest.raises(GoodhartError, match="norm is set by policy pareto"):
         load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "norm.gold=[0,1]",
                                                             "norm.proxy=[0,1]"])
+    with pytest.raises(GoodhartError, match="eval_initial is set by policy pareto"):
+        load_policy_pareto_config(world="smoke", overrides=[f"reward_model={rm}", "eval_initial=false"])
+    with pytest.raises(GoodhartError, match="eval_initial=false needs norm"):
+        load_policy_train_config(world="smoke", overrides=[f"reward_model={rm}", "eval_initial=false"])
     names = [n for n, _ in load_policy_pareto_config(world="smoke", overrides=[
         f"reward_model={rm}", "rl_betas=[0]", "jbond_gammas=[]", "bond_divergences=[forward,backward,jeffreys]"]).runs()]
     assert names == ["rloo-beta0", "bond-forward", "bond-backward", "bond-jeffreys"]
@@ -259,6 +263,34 @@ def test_pareto_with_seeds_gives_claims_at_matched_kl(seeded_pareto):
         assert table[name]["verdict"] in ("reproduced", "contradicted", "inconclusive"), table[name]
     assert table["J-BOND beats RLOO at matched KL"]["seeds"] == "0, 1"
     assert table["WARM-trained policy ≥ single-RM policy"]["verdict"] == "not measured"
+
+
+def test_pareto_runs_take_their_initial_row_from_their_seeds_slice_of_the_reference_pool(seeded_pareto):
+    """No run evaluates step 0 itself; its step-0 row is the pool's initial-policy samples (KL 0): seed i's
+    eval_samples_per_prompt samples per prompt from slice i, in the pool's units with prompt intervals."""
+    import numpy as np
+
+    from goodhart.commands.pareto import reference
+    from goodhart.config import load_policy_pareto_config
+
+    out = seeded_pareto
+    cfg = load_policy_pareto_config(str(out / "config.yaml"), None, [])
+    norms, _, _, pool = reference(cfg)  # from the sample cache: the pool the grid drew
+    k, (gs, gd) = cfg.eval_samples_per_prompt, norms[""].gold
+    rows = [json.loads(line) for line in open(out / "results.jsonl")]
+    start = {r["run"]: r for r in rows if r["study"] == "policy" and r.get("step") == 0}
+    assert len(start) == 12
+    for run, r in start.items():
+        own = [json.loads(line) for line in open(out / run / "results.jsonl")]
+        assert min(x["step"] for x in own) == 2  # the run skipped its step-0 evaluation
+        i = [0, 1].index(r["seed"])
+        want = (pool["gold"][:, k * i: k * (i + 1)] - gs) / gd
+        assert r["gold_prompts"] == pytest.approx(want.mean(axis=1).tolist())
+        assert r["gold"] == pytest.approx(want.mean()) and r["gold_lo"] <= r["gold"] <= r["gold_hi"]
+        assert r["kl"] == 0 and r["d"] == 0 and r["initial_from"].startswith("reference pool: samples")
+    assert start["rloo-beta0-s0"]["gold"] != start["rloo-beta0-s1"]["gold"]  # seeds sample apart
+    assert start["rloo-beta0-s0"]["gold_prompts"] == start["bond-forward-s0"]["gold_prompts"]
+    assert np.isfinite([r["proxy"] for r in start.values()]).all()
 
 
 def test_pareto_doc_page_is_generated_from_the_grid(seeded_pareto, tmp_path):

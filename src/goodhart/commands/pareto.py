@@ -8,6 +8,7 @@ command continues the sweep; the reference pool comes from the sample cache."""
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
@@ -16,6 +17,7 @@ from goodhart.commands.workers import train_in_workers
 from goodhart.config.base import SamplingConfig
 from goodhart.config.commands import Norm
 from goodhart.errors import GoodhartError
+from goodhart.policy.rows import eval_row, row_common
 from goodhart.policy.train import STATE, split_policy_prompts
 from goodhart.progress import console
 from goodhart.reward.ensemble import aggregate
@@ -33,11 +35,12 @@ def _finished(run: Path, steps: int) -> bool:
     return any(r.get("step") == steps for r in read_jsonl(run / RESULTS))
 
 
-def reference(cfg) -> tuple[dict[str, Norm], list[dict], dict]:
+def reference(cfg) -> tuple[dict[str, Norm], list[dict], dict, dict]:
     """The shared reference: the initial policy's samples on the evaluation prompts of every run (the same
     seeded split) and their gold normalisation; per reward model (the main one, "", and each of
     reward_models) its proxy normalisation and the Best-of-n rows it selects (KL bound, prompt bands,
-    per-prompt gold); and what reference.json records. Writes nothing (a bad reward model path fails here,
+    per-prompt gold); what reference.json records; and the pool's scores (raw gold (P, R), each reward model
+    with its member scores (M, P, R)) for the runs' initial rows. Writes nothing (a bad reward model path fails here,
     before the sweep directory is touched)."""
     from goodhart.worlds import load_world
 
@@ -51,10 +54,12 @@ def reference(cfg) -> tuple[dict[str, Norm], list[dict], dict]:
     gold_norm = normalisation(gold)
     g = (gold - gold_norm[0]) / gold_norm[1]
     ns = resolve_ns(None, g.shape[1])
-    norms, rows = {}, []
+    norms, rows, pool = {}, [], {"gold": gold, "world": world.name}
     for name, rm in rms.items():
         path = cfg.reward_models.get(name, cfg.reward_model)
-        proxy = aggregate(rm.member_scores(flat, list(comps.ravel())), rm.method, rm.lam).reshape(gold.shape)
+        members = rm.member_scores(flat, list(comps.ravel()))
+        pool[name] = (rm, members.reshape(len(members), *gold.shape))
+        proxy = aggregate(members, rm.method, rm.lam).reshape(gold.shape)
         norm = norms[name] = Norm(gold=gold_norm, proxy=normalisation(proxy))
         p = (proxy - norm.proxy[0]) / norm.proxy[1]
         curve = bon_curve(p, g, p, ns, cfg.bon_bootstrap, cfg.seed)
@@ -70,7 +75,33 @@ def reference(cfg) -> tuple[dict[str, Norm], list[dict], dict]:
                       f"(r − {norm.proxy[0]:.4f}) / {norm.proxy[1]:.4f}")
     facts = {"norm": {k or "main": v.model_dump(mode="json") for k, v in norms.items()}, "prompts": len(prompts),
              "samples_per_prompt": int(g.shape[1])}
-    return norms, rows, facts
+    return norms, rows, facts, pool
+
+
+def initial_rows(cfg, pool: dict, norms: dict[str, Norm]) -> dict[str, dict]:
+    """Each run's step-0 row, the initial policy (KL 0), from the reference pool instead of an evaluation of
+    its own: every run of a seed starts from the same policy and would draw the same samples, while the pool
+    already holds that policy's samples on the evaluation prompts, scored. Seed i of the grid takes the pool's
+    i-th disjoint slice of eval_samples_per_prompt samples per prompt (wrapping when seeds outnumber slices);
+    {} when the pool holds fewer per prompt than one evaluation (the runs then evaluate step 0 themselves)."""
+    k, slices = cfg.eval_samples_per_prompt, cfg.reference_samples // cfg.eval_samples_per_prompt
+    if slices == 0:
+        return {}
+    seeds = cfg.seeds or [cfg.seed]
+    names = {path: name for name, path in cfg.reward_models.items()}
+    out = {}
+    for run, sub in cfg.runs():
+        i = seeds.index(sub.seed) % slices
+        rm, members = pool[names.get(sub.reward_model, "")]
+        norm = norms[names.get(sub.reward_model, "")]
+        gold, mem = pool["gold"][:, k * i: k * (i + 1)].ravel(), members[:, :, k * i: k * (i + 1)]
+        zero = np.zeros(gold.size)
+        sub = sub.model_copy(update={"norm": norm})
+        out[run] = (row_common(sub, pool["world"]) | {"step": 0}
+                    | eval_row(sub, rm, gold, mem.reshape(len(mem), -1), {"k1": zero, "k3": zero},
+                               norm.model_dump(mode="json"))
+                    | {"initial_from": f"reference pool: samples {k * i}–{k * (i + 1) - 1} of each prompt"})
+    return out
 
 
 def _refuse_another_pool(out: Path, facts: dict) -> None:
@@ -97,7 +128,8 @@ def run_pareto(cfg, out: str | Path) -> Path:
     from goodhart.report import build_report
 
     out = Path(out)
-    norms, bon_rows, facts = reference(cfg)
+    norms, bon_rows, facts, pool = reference(cfg)
+    initial = initial_rows(cfg, pool, norms)
     _refuse_another_pool(out, facts)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -105,7 +137,7 @@ def run_pareto(cfg, out: str | Path) -> Path:
     by_path = {cfg.reward_model: norms[""]} | {path: norms[name] for name, path in cfg.reward_models.items()}
     jobs = []
     for name, sub in cfg.runs():
-        sub = sub.model_copy(update={"norm": by_path[sub.reward_model]})
+        sub = sub.model_copy(update={"norm": by_path[sub.reward_model], "eval_initial": name not in initial})
         run = out / name
         if _finished(run, sub.steps):
             console.print(f"{name}: done already, skipped")
@@ -118,7 +150,8 @@ def run_pareto(cfg, out: str | Path) -> Path:
             console.print(f"[bold]{name}[/]")
             run_policy(sub, run, resume=resume, overwrite=overwrite)
     cell = {c + (f"-s{s}" if cfg.seeds else ""): c for c, _, _ in cfg.cells() for s in (cfg.seeds or [None])}
-    rows = [r | {"run": name, "cell": cell[name]} for name, _ in cfg.runs() for r in RunDir(out / name).results()]
+    rows = [r | {"run": name, "cell": cell[name]} for name, _ in cfg.runs() for r in _with_initial(
+        RunDir(out / name).results(), initial.get(name))]
     stale = sorted({r["run"] for r in rows if r.get("norm_from") != "reference pool"
                     or (r["gold_shift"], r["gold_scale"]) != tuple(norms[""].gold)})
     if stale:
@@ -131,6 +164,12 @@ def run_pareto(cfg, out: str | Path) -> Path:
     build_report(out)
     console.print(summary_table(summaries))
     return out
+
+
+def _with_initial(rows: list[dict], initial: dict | None) -> list[dict]:
+    """A run's rows with the reference pool's step-0 row first, unless the run evaluated step 0 itself (runs
+    of code before initial_rows, or a pool too small)."""
+    return rows if initial is None or any(r.get("step") == 0 for r in rows) else [initial, *rows]
 
 
 def _num(x) -> str:

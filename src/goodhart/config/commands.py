@@ -201,6 +201,8 @@ class PolicyTrainConfig(Compute, LogSinks):
     norm: Norm | None = Field(None, description="fixed (shift, scale) of gold and proxy for every evaluation, e.g. "
                               "from a shared reference pool (`policy pareto` sets it); None: the first evaluation's "
                               "samples (the initial policy) define them")
+    eval_initial: bool = Field(True, description="evaluate the initial policy at step 0; false needs `norm` "
+                               "(`policy pareto` sets it and takes that row from its reference pool instead)")
     checkpoint_every: int = Field(10, ge=1, description="steps between resumable checkpoints")
     sampling: RolloutSampling = Field(RolloutSampling(), description="how rollouts are sampled")
     hf: HFWorldConfig = Field(HFWorldConfig(), description="the hf world's policy, prompts and gold")
@@ -215,6 +217,8 @@ class PolicyTrainConfig(Compute, LogSinks):
                 used_by = "; ".join(f"{k} by {'/'.join(METHOD_KEYS[k])}" for k in unused)
                 raise ValueError(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by method "
                                  f"{self.method} (used: {used_by})")
+        if not self.eval_initial and self.norm is None and type(self) is PolicyTrainConfig:
+            raise ValueError("eval_initial=false needs norm (the initial policy's evaluation defines it otherwise)")
         if self.sampling.batch_size != SamplingConfig().batch_size:
             raise ValueError("sampling.batch_size is not used by policy train (rollouts are one batch through the "
                              "training policy); leave it out")
@@ -259,8 +263,9 @@ class PolicyParetoConfig(PolicyTrainConfig):
             raise ValueError(f"method_lr values must be > 0, got {self.method_lr}")
         if not (self.rl_betas or self.jbond_gammas or self.bond_divergences):
             raise ValueError("the grid is empty: give rl_betas, jbond_gammas or bond_divergences")
-        if self.norm is not None:
-            raise ValueError("norm is set by policy pareto from its reference pool; leave it out")
+        if self.norm is not None or not self.eval_initial:
+            raise ValueError(f"{'norm' if self.norm is not None else 'eval_initial'} is set by policy pareto from "
+                             "its reference pool; leave it out")
         names = {c for c, _, _ in self._method_cells()}
         if self.reward_models and not set(self.rm_axis_cells) & names:
             raise ValueError(f"rm_axis_cells {self.rm_axis_cells} names no cell of the grid ({sorted(names)})")

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from goodhart import dist
-from goodhart.bon.estimator import prompt_interval
 from goodhart.device import autocast, load_state, resolve_device, seed_everything
 from goodhart.errors import GoodhartError
 from goodhart.policy.bond import ema_update
-from goodhart.policy.kl import kl_in_reward, kl_per_sequence, mean_stderr
+from goodhart.policy.kl import kl_in_reward, kl_per_sequence
 from goodhart.policy.losses import bond_loss, rl_loss, shaped_reward
+from goodhart.policy.rows import eval_row, row_common
 from goodhart.progress import console, progress_bar
 from goodhart.reward.ensemble import aggregate
 from goodhart.reward.load import load_reward_model
@@ -199,8 +199,9 @@ def bond_batch(s: Setup, m: Models, prompts: list[str]) -> tuple[torch.Tensor, d
     loss, stats = bond_loss(logp_best, best_mask, logp, logp_anchor, ro.valid_mask if ro else None, proxy,
                             anchor_scores, k=k, beta=beta, jbond=jbond, bond_n=cfg.bond_n, beta_kl=cfg.beta_kl)
     stats = {"reward/anchor_proxy": anchor_scores.mean().item()} | stats
-    if beta > 0:
-        stats |= sample_stats(s, prompts, k, ro, logp, logprobs(s, m.ref, ro, grad=False))
+    if beta > 0:  # BOND's fixed anchor is π_ref (the initial policy): its log-probabilities give the logged KL
+        fixed = cfg.method == "bond" and logp_anchor is not None
+        stats |= sample_stats(s, prompts, k, ro, logp, logp_anchor if fixed else logprobs(s, m.ref, ro, grad=False))
     return loss, stats
 
 
@@ -237,15 +238,6 @@ def train_step(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:
 
 
 # --- measurement ----------------------------------------------------------------------------
-def prompt_band(values: np.ndarray, k: int, n_boot: int, seed: int) -> dict:
-    """Mean of prompt-major `values` (k per prompt) with its standard error over samples and a percentile
-    interval over evaluation prompts (the unit of replication, SPEC §11; the band is the mean without resamples)."""
-    per_prompt = values.reshape(-1, k).mean(axis=1, keepdims=True)
-    lo, hi = prompt_interval(per_prompt, n_boot, seed) if n_boot and len(per_prompt) >= 2 else ([values.mean()],) * 2
-    return {"mean": float(values.mean()), "se": float(values.std() / np.sqrt(len(values))), "lo": float(lo[0]),
-            "hi": float(hi[0]), "prompts": [float(x) for x in per_prompt[:, 0]]}
-
-
 @torch.no_grad()
 def evaluate(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:
     """Gold, proxy and KL(π‖π_ref) of eval_samples_per_prompt samples per prompt; gold and proxy normalised
@@ -262,23 +254,12 @@ def evaluate(s: Setup, m: Models, prompts: list[str], state: dict) -> dict:
                          {name: v.cpu().numpy() for name, v in kl.items()}))
     gold = np.concatenate([g for g, _, _ in parts])
     members = np.concatenate([mem for _, mem, _ in parts], axis=1)
-    kl = {name: torch.as_tensor(np.concatenate([d[name] for _, _, d in parts])) for name in parts[0][2]}
-    proxy = aggregate(members, s.rm.method, s.rm.lam)
+    kl = {name: np.concatenate([d[name] for _, _, d in parts]) for name in parts[0][2]}
     if state["norm"] is None:
         state["norm"] = (s.cfg.norm.model_dump(mode="json") if s.cfg.norm is not None else
-                         {"gold": list(normalisation(gold)), "proxy": list(normalisation(proxy))})
-    (gs, gd), (ps, pd) = state["norm"]["gold"], state["norm"]["proxy"]
-    g = prompt_band((gold - gs) / gd, k, s.cfg.eval_bootstrap, s.cfg.seed)
-    p = prompt_band((proxy - ps) / pd, k, s.cfg.eval_bootstrap, s.cfg.seed)
-    k3, k3_se = mean_stderr(kl["k3"])
-    return {"kl": k3, "kl_se": k3_se, "kl_k1": mean_stderr(kl["k1"])[0], "d": float(np.sqrt(max(k3, 0.0))),
-            "gold": g["mean"], "gold_se": g["se"], "gold_lo": g["lo"], "gold_hi": g["hi"], "proxy": p["mean"],
-            "proxy_se": p["se"], "proxy_lo": p["lo"], "proxy_hi": p["hi"], "gold_raw": float(gold.mean()),
-            "proxy_raw": float(proxy.mean()), "gold_prompts": g["prompts"], "gold_shift": gs, "gold_scale": gd,
-            "proxy_shift": ps, "proxy_scale": pd,
-            "norm_from": "reference pool" if s.cfg.norm is not None else "first evaluation",
-            # member disagreement (ensemble proxies): a gold-free overoptimization signal
-            "disagreement": float(members.var(axis=0).mean()) if len(members) > 1 else None}
+                         {"gold": list(normalisation(gold)),
+                          "proxy": list(normalisation(aggregate(members, s.rm.method, s.rm.lam)))})
+    return eval_row(s.cfg, s.rm, gold, members, kl, state["norm"])
 
 
 # --- resume -----------------------------------------------------------------------------------
@@ -358,8 +339,7 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
         state = restore_state(run, m, device)
         drop_rows_from(run, state["step"])
         console.print(f"resuming {run.path} at step {state['step']}")
-    common = {"study": "policy", "method": cfg.method, "reward_model": Path(cfg.reward_model).name, "world": world.name,
-              "beta_kl": cfg.beta_kl, "seed": cfg.seed, "lora": cfg.lora}
+    common = row_common(cfg, world.name)
 
     def measure(step: int) -> None:
         with torch.random.fork_rng():
@@ -370,7 +350,7 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
     start = state["step"]
     with progress_bar(cfg.steps - start, f"train policy ({cfg.method})") as advance:
         for step in range(start, cfg.steps):
-            if step % cfg.eval_every == 0:
+            if step % cfg.eval_every == 0 and (step > 0 or cfg.eval_initial):
                 measure(step)
             torch.manual_seed(cfg.seed * 1_000_003 + step + RANK_SEED * dist.rank())  # ranks sample apart
             rng = np.random.default_rng([cfg.seed, step])
