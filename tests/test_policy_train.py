@@ -110,8 +110,8 @@ def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
 
 
 def test_pareto_workers_train_runs_in_their_own_processes_as_one_process_would(rm, tmp_path):
-    """workers=2: the runs train in spawned processes (their logs name another pid) and give the rows one
-    process gives; a run that fails (a torn checkpoint) is named in one error while the others finish, and a
+    """workers=2: the runs train in spawned processes (their logs name another pid), a worker trains more than
+    one run (3 runs, 2 workers: two logs name one pid), and they give the rows one process gives; a run that fails (a torn checkpoint) is named in one error while the others finish, and a
     rerun trains only what is left."""
     import os
 
@@ -129,10 +129,13 @@ def test_pareto_workers_train_runs_in_their_own_processes_as_one_process_would(r
     (two / "jbond-beta0" / "checkpoint.pt").write_bytes(b"torn")
     with pytest.raises(GoodhartError, match=r"1 of 3 runs failed.*jbond-beta0: .*not a goodhart training state"):
         run_pareto(cfg, two)
-    for name in ("rloo-beta0", "rloo-beta0.5"):
+    pids = set()
+    for name in ("rloo-beta0", "rloo-beta0.5", "jbond-beta0"):
         first = (two / "logs" / f"{name}.log").read_text().splitlines()[0]
         assert first.startswith("worker pid ") and int(first.split()[2].rstrip(",")) != os.getpid()
-        assert (two / name / "policy").is_dir()
+        pids.add(int(first.split()[2].rstrip(",")))
+        assert name == "jbond-beta0" or (two / name / "policy").is_dir()
+    assert len(pids) < 3  # the workers were reused: no process per run
     (two / "jbond-beta0" / "checkpoint.pt").unlink()
     mtime = (two / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns
     run_pareto(cfg, two)

@@ -247,8 +247,9 @@ class PolicyParetoConfig(PolicyTrainConfig):
                                           "as <cell>@<name>; gold stays in the reference's units")
     rm_axis_cells: list[str] = Field(["jbond-beta0", "rloo-beta0"], description="cells run against every "
                                      "reward_models entry too (names as in the grid: rloo-beta0, bond-forward, …)")
-    workers: int = Field(1, ge=1, description="grid runs trained at once, each in its own process with the torch "
-                         "threads divided among them (logs in <out>/logs/): on 2 CPU cores 2 workers of 1 thread trained 4 "
+    workers: int = Field(1, ge=1, description="grid runs trained at once, in as many worker processes (each "
+                         "trains run after run) with the torch threads divided among them (logs in <out>/logs/): "
+                         "on 2 CPU cores 2 workers of 1 thread trained 4 "
                          "grid runs in 17.9 min against 22.0 in one 2-thread process (benchmarks/README.md); "
                          "results differ from workers=1 only by float rounding (thread count)")
     method_lr: dict[Literal["rloo", "bond", "jbond"], float] = Field(
