@@ -54,11 +54,11 @@ def reference(cfg) -> tuple[dict[str, Norm], list[dict], dict, dict]:
     gold_norm = normalisation(gold)
     g = (gold - gold_norm[0]) / gold_norm[1]
     ns = resolve_ns(None, g.shape[1])
-    norms, rows, pool = {}, [], {"gold": gold, "world": world.name}
+    norms, rows, pool = {}, [], {"gold": gold, "world": world.name, "rms": {}}
     for name, rm in rms.items():
         path = cfg.reward_models.get(name, cfg.reward_model)
         members = rm.member_scores(flat, list(comps.ravel()))
-        pool[name] = (rm, members.reshape(len(members), *gold.shape))
+        pool["rms"][name] = (rm, members.reshape(len(members), *gold.shape))
         proxy = aggregate(members, rm.method, rm.lam).reshape(gold.shape)
         norm = norms[name] = Norm(gold=gold_norm, proxy=normalisation(proxy))
         p = (proxy - norm.proxy[0]) / norm.proxy[1]
@@ -91,9 +91,8 @@ def initial_rows(cfg, pool: dict, norms: dict[str, Norm]) -> dict[str, dict]:
     names = {path: name for name, path in cfg.reward_models.items()}
     out = {}
     for run, sub in cfg.runs():
-        i = seeds.index(sub.seed) % slices
-        rm, members = pool[names.get(sub.reward_model, "")]
-        norm = norms[names.get(sub.reward_model, "")]
+        i, name = seeds.index(sub.seed) % slices, names.get(sub.reward_model, "")
+        (rm, members), norm = pool["rms"][name], norms[name]
         gold, mem = pool["gold"][:, k * i: k * (i + 1)].ravel(), members[:, :, k * i: k * (i + 1)]
         zero = np.zeros(gold.size)
         sub = sub.model_copy(update={"norm": norm})
