@@ -134,7 +134,8 @@ def test_pareto_workers_train_runs_in_their_own_processes_as_one_process_would(r
         first = (two / "logs" / f"{name}.log").read_text().splitlines()[0]
         assert first.startswith("worker pid ") and int(first.split()[2].rstrip(",")) != os.getpid()
         pids.add(int(first.split()[2].rstrip(",")))
-        assert name == "jbond-beta0" or (two / name / "policy").is_dir()
+        assert name == "jbond-beta0" or ((two / name / "policy").is_dir()
+                                         and not (two / name / "checkpoint.pt").exists())  # keep_state: false
     assert len(pids) < 3  # the workers were reused: no process per run
     (two / "jbond-beta0" / "checkpoint.pt").unlink()
     mtime = (two / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns
@@ -205,6 +206,22 @@ def test_resume_before_the_first_checkpoint_restarts_cleanly(rm, tmp_path):
 
         (out / "checkpoint.pt").unlink(missing_ok=True)
         train_policy(train_policy_cfg, out, resume=True)
+
+
+def test_keep_state_false_deletes_the_resumable_state_once_the_policy_is_saved(rm, tmp_path):
+    """keep_state (default): checkpoint.pt stays beside the policy and `--resume --set steps=N` extends the run;
+    keep_state=false (policy pareto's runs) leaves the policy and no checkpoint.pt, the mid-run one included, and
+    may differ from the saved config on resume (it only decides what is kept at the end)."""
+    out = tmp_path / "run"
+    _train(rm, out, "method=rloo", "steps=2", "eval_every=1", "checkpoint_every=1")
+    assert (out / "checkpoint.pt").is_file() and (out / "policy").is_dir()
+    results, _ = _train(rm, out, "method=rloo", "steps=3", "eval_every=1", "checkpoint_every=1", "keep_state=false",
+                        resume=True)
+    assert [r["step"] for r in results] == [0, 1, 2, 3]
+    assert not (out / "checkpoint.pt").exists() and (out / "policy" / "model.safetensors").is_file()
+    fresh = tmp_path / "fresh"
+    _train(rm, fresh, "method=rloo", "steps=2", "eval_every=1", "checkpoint_every=1", "keep_state=false")
+    assert not (fresh / "checkpoint.pt").exists() and (fresh / "policy" / "model.safetensors").is_file()
 
 
 def test_pareto_config_refuses_an_empty_grid_and_a_hand_set_norm(rm):

@@ -204,6 +204,9 @@ class PolicyTrainConfig(Compute, LogSinks):
     eval_initial: bool = Field(True, description="evaluate the initial policy at step 0; false needs `norm` "
                                "(`policy pareto` sets it and takes that row from its reference pool instead)")
     checkpoint_every: int = Field(10, ge=1, description="steps between resumable checkpoints")
+    keep_state: bool = Field(True, description="keep the final resumable state (checkpoint.pt: weights, optimizer, "
+                             "anchor; ≈ 3× the policy) so `--resume --set steps=N` can extend the run; false deletes "
+                             "it once the final policy is saved")
     sampling: RolloutSampling = Field(RolloutSampling(), description="how rollouts are sampled")
     hf: HFWorldConfig = Field(HFWorldConfig(), description="the hf world's policy, prompts and gold")
 
@@ -252,6 +255,9 @@ class PolicyParetoConfig(PolicyTrainConfig):
                          "on 2 CPU cores 2 workers of 1 thread trained 4 "
                          "grid runs in 17.9 min against 22.0 in one 2-thread process (benchmarks/README.md); "
                          "results differ from workers=1 only by float rounding (thread count)")
+    keep_state: bool = Field(False, description="keep each run's final resumable state (checkpoint.pt, ≈ 1.6 GB "
+                             "for SmolLM2-135M) next to its policy (0.5 GB); the grid's runs are finished once their "
+                             "policy is saved (a longer `steps` reruns them)")
     method_lr: dict[Literal["rloo", "bond", "jbond"], float] = Field(
         {}, description="learning rate per method, in place of lr (e.g. {rloo: 1.0e-5}): at one lr RLOO's KL grows "
                         "~10× faster per step than J-BOND's, and the claims compare methods where their KL ranges overlap")

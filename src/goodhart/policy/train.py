@@ -293,7 +293,7 @@ def drop_rows_from(run: RunDir, step: int) -> None:
 
 def _open_run(cfg, out: Path, resume: bool, overwrite: bool) -> RunDir:
     if resume:
-        return resume_run(out, cfg.model_dump(mode="json"), STATE, may_change=("steps",), model=type(cfg))
+        return resume_run(out, cfg.model_dump(mode="json"), STATE, may_change=("steps", "keep_state"), model=type(cfg))
     return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
 
 
@@ -363,10 +363,13 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
                 save_state(run, m, state)
             advance(info=f"proxy {stats.get('reward/proxy', float('nan')):.2f}")
     measure(cfg.steps)
-    save_state(run, m, state)
+    if cfg.keep_state:
+        save_state(run, m, state)
     weights = dist.full_state_dict(m.policy)  # every rank joins the gather under FSDP
     save_checkpoint(run, "policy", m.policy, world.tokenizer, kind="policy", state_dict=weights, card={
         "method": cfg.method, "steps": cfg.steps, "KL penalty": cfg.beta_kl, "reward model": cfg.reward_model,
         "LoRA": cfg.lora, "processes": dist.world_size(), "parallel": cfg.parallel if dist.world_size() > 1 else None})
+    if not cfg.keep_state and run.writer:  # after the policy: a kill in between leaves a finished run
+        run.file(STATE).unlink(missing_ok=True)
     run.close()
     return run.path
