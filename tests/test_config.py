@@ -7,7 +7,7 @@ from goodhart.config import parse_overrides
 
 
 def test_defaults_and_presets():
-    assert load_run_config().world == "sentiment"
+    assert load_run_config().world == "lab"
     smoke = load_run_config(world="smoke")
     assert smoke.world == "smoke" and smoke.sampling.max_new_tokens == 12
     assert RunConfig().data.eval_samples_per_prompt == 128

@@ -15,7 +15,7 @@ LOADERS = {"study": config.load_study_config, "rm-suite": config.load_rm_suite_c
 def test_shipped_config_loads(path):
     kind = next(k for k in sorted(LOADERS, key=len, reverse=True) if path.stem.startswith(k))
     cfg = LOADERS[kind](path)
-    assert cfg.world in ("sentiment", "gao", "smoke")
+    assert cfg.world in ("lab", "sentiment", "gao", "smoke")
     if kind == "policy-pareto":  # the full grid (3 seeds, for a GPU) and the 2-core one (2 seeds)
         names = [n for n, _ in cfg.runs()]
         assert len(names) == len(set(names)) and len(names) >= 8 and len(cfg.seeds) >= 2

@@ -150,7 +150,7 @@ def test_bad_study_input_is_one_line(tmp_path):
 
 
 def test_family_cuts_leading_blocks_and_round_trips(tmp_path):
-    from goodhart.reward.family import count_params, shrink
+    from goodhart.worlds.family import count_params, shrink
     from goodhart.worlds.hf import proxy_from_pretrained
     from goodhart.worlds.smoke import make_proxy
 

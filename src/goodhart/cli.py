@@ -16,7 +16,7 @@ from goodhart.errors import GoodhartError
 from goodhart.runs import cache_dir, launched, writer
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
-WorldOpt = Annotated[str | None, typer.Option(help="smoke | sentiment (default) | gao (learned gold RM) | hf")]
+WorldOpt = Annotated[str | None, typer.Option(help="lab (default) | lab-tiny | smoke | sentiment | gao (learned gold RM) | hf")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set rm.lr=1e-4 (repeatable)")]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing run in --out")]
 ResumeOpt = Annotated[bool, typer.Option(help="continue the killed run in --out from its last checkpoint")]

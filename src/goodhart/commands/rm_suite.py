@@ -24,7 +24,6 @@ from goodhart.progress import console
 from goodhart.report.suite_tables import suite_markdown
 from goodhart.reward.data import VAL_PAIRS_MAX, pairs_to_comparisons, world_preferences
 from goodhart.reward.ensemble import aggregate
-from goodhart.reward.family import shrink
 from goodhart.reward.labels import make_pairs
 from goodhart.reward.normalise import standardise
 from goodhart.reward.run import set_dropout
@@ -33,6 +32,7 @@ from goodhart.reward.warm import weight_average
 from goodhart.runs import atomic_write_text, finished_units, open_units
 from goodhart.sampling.pool import policy_pool
 from goodhart.scoring import score_pairs
+from goodhart.worlds.family import shrink
 
 
 def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float | None:

@@ -29,13 +29,13 @@ from goodhart.errors import GoodhartError
 from goodhart.progress import console
 from goodhart.reward.data import world_preferences
 from goodhart.reward.ensemble import aggregate
-from goodhart.reward.family import count_params, shrink, sized_config
 from goodhart.reward.normalise import standardise
 from goodhart.reward.run import train_ensemble
 from goodhart.reward.train import pair_correct
 from goodhart.reward.warm import weight_average
 from goodhart.runs import CONFIG, RESULTS, RunDir, finished_units, open_units, read_jsonl, save_checkpoint
 from goodhart.sampling.pool import policy_pool
+from goodhart.worlds.family import count_params, shrink, sized_config
 
 ORACLE = "oracle"
 MAY_CHANGE = ("grid", "policy")  # a resumed study may grow its grid and policy cells, nothing else

@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-WorldName = Literal["smoke", "sentiment", "gao", "hf"]
+WorldName = Literal["lab", "lab-tiny", "smoke", "sentiment", "gao", "hf"]
+DEFAULT_WORLD = "lab"  # the world built for the phenomenon (worlds/lab.py); lab-tiny is its seconds-long variant for tests
 
 
 def _on_off(value):
@@ -149,7 +150,7 @@ class LogSinks(Strict):
 class WorldStudy(Compute, LogSinks):
     """Settings every world-level study shares: which world, seeds, device, sampling, data, RM training."""
 
-    world: WorldName = Field("sentiment", description="where policy, prompts, gold and proxy backbone come from")
+    world: WorldName = Field(DEFAULT_WORLD, description="where policy, prompts, gold and proxy backbone come from")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="prompt split, policy samples, pair draws and RM initialisation")
     cache: bool = Field(True, description="reuse policy samples cached for the same world, prompts and settings")
     sampling: SamplingConfig = Field(SamplingConfig(), description="how completions are drawn from the policy")

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from goodhart.config.base import (
+    DEFAULT_WORLD,
     MAX_SEED,
     BoNConfig,
     Compute,
@@ -52,7 +53,7 @@ class RunConfig(WorldStudy):
 class RMTrainConfig(Compute, LogSinks):
     """`goodhart rm train`: one Bradley–Terry RM from a preference file or a world's gold-labelled samples."""
 
-    world: WorldName = Field("sentiment", description="world whose policy samples (and proxy backbone) are used")
+    world: WorldName = Field(DEFAULT_WORLD, description="world whose policy samples (and proxy backbone) are used")
     data: str | None = Field(None, description="preference JSONL (prompt, chosen, rejected[, flipped]) or datasets "
                                                "name; default: gold-labelled samples of the world's policy")
     data_split: str = Field("train", description="split of a datasets preference source")
@@ -96,7 +97,7 @@ class RMSuiteConfig(WorldStudy):
     noise_levels: list[float] | None = Field(None, min_length=1, description="label-noise levels ρ, the whole "
                                              "suite at each (default: [rm.label_noise])")
     rm_size: RMSizeSpec = Field(RMSizeSpec(), description="the members' size cut from the world's backbone "
-                                "(reward/family.py; default: the whole backbone); its lr trains the shared run")
+                                "(worlds/family.py; default: the whole backbone); its lr trains the shared run")
     independent: int = Field(2, ge=0, le=8, description="members trained independently from the pretrained "
                              "backbone (own head init and data order, Coste et al.): their ENS and their weight "
                              "average (WARM's stated limit); 0 skips them")
@@ -164,7 +165,7 @@ class PolicyTrainConfig(Compute, LogSinks):
     """`goodhart policy train`: move the policy against a proxy RM with RL (RLOO / REINFORCE) or
     BOND / J-BOND, measuring gold, proxy and KL to the initial policy as it goes (SPEC §7–§9)."""
 
-    world: WorldName = Field("sentiment", description="where the policy, prompts and gold come from")
+    world: WorldName = Field(DEFAULT_WORLD, description="where the policy, prompts and gold come from")
     reward_model: str = Field(..., description="proxy RM: checkpoint, `rm train` run dir, WARM dir or ensemble dir")
     method: Literal["rloo", "reinforce", "bond", "jbond"] = Field(
         "jbond", description="rloo / reinforce (SPEC §8), bond (fixed anchor) or jbond (EMA anchor, SPEC §9)")

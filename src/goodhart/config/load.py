@@ -11,7 +11,7 @@ from typing import get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from goodhart.config.base import WorldName
+from goodhart.config.base import DEFAULT_WORLD, WorldName
 from goodhart.config.commands import (
     PolicyParetoConfig,
     PolicyTrainConfig,
@@ -116,7 +116,7 @@ def load_yaml(path: str | Path | None) -> dict:
 def load_config(model: type[BaseModel], path=None, world: str | None = None, overrides=()) -> BaseModel:
     """Resolve `model` from its world preset, a YAML file and --set overrides (in that precedence)."""
     file_data, set_data = load_yaml(path), parse_overrides(list(overrides))
-    name = world or set_data.get("world") or file_data.get("world") or "sentiment"
+    name = world or set_data.get("world") or file_data.get("world") or DEFAULT_WORLD
     if name not in get_args(WorldName):
         raise GoodhartError(f"unknown world {name!r}; choose one of {', '.join(get_args(WorldName))}")
     merged = merge(merge(preset(PRESET_OF[model], name), file_data), set_data)

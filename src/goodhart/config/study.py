@@ -8,7 +8,7 @@ from goodhart.config.base import MAX_SEED, BoNConfig, Strict, WorldStudy, requir
 
 
 class RMSizeSpec(Strict):
-    """One proxy-RM size cut from the world's backbone (reward/family.py); None keeps the backbone's."""
+    """One proxy-RM size cut from the world's backbone (worlds/family.py); None keeps the backbone's."""
 
     layers: int | None = Field(None, ge=1, description="leading layers kept")
     hidden: int | None = Field(None, ge=1, description="hidden width (a multiple of the head width)")

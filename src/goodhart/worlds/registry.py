@@ -20,6 +20,10 @@ def proxy_factory(world: str, hf_cfg, backbone: str | None = None) -> Callable[[
         from goodhart.worlds.smoke import make_proxy
 
         return make_proxy
+    if world in ("lab", "lab-tiny"):  # the pretrained lab LM's body: building the world if need be
+        from goodhart.worlds.lab import lab_world
+
+        return lab_world(world).make_proxy
     if world in ("sentiment", "gao"):  # the gao world's proxy family is the sentiment world's
         from goodhart.worlds.sentiment import make_proxy
 
@@ -47,6 +51,10 @@ def _build_world(cfg) -> World:
         from goodhart.worlds.sentiment import sentiment_world
 
         return sentiment_world()
+    if cfg.world in ("lab", "lab-tiny"):
+        from goodhart.worlds.lab import lab_world
+
+        return lab_world(cfg.world)
     if cfg.world == "gao":
         from goodhart.worlds.gao import gao_world
 

@@ -13,14 +13,15 @@ import torch
 
 from goodhart.errors import GoodhartError
 
-# config attribute names of BERT-style encoders (BERT, MiniLM, RoBERTa, DeBERTa, ELECTRA, …)
+# config attribute names of BERT-style encoders (BERT, MiniLM, RoBERTa, DeBERTa, ELECTRA, …) and of Llama
+_KV_HEADS = "num_key_value_heads"  # Llama-style attention: kept equal to the heads when they were equal
 _LAYERS, _HIDDEN, _FFN, _HEADS = "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads"
 
 
 def count_params(model) -> tuple[int, int]:
     """(non-embedding, total) parameters; non-embedding is Kaplan et al.'s measure of model size."""
     total = sum(p.numel() for p in model.parameters())
-    embed = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
+    embed = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n or "embed_tokens" in n)
     return total - embed, total
 
 
@@ -39,7 +40,13 @@ def sized_config(config, layers: int | None = None, hidden: int | None = None, i
         setattr(new, key, value)
     if getattr(new, _HIDDEN) % head:
         raise GoodhartError(f"RM size hidden = {getattr(new, _HIDDEN)} must be a multiple of the head width {head}")
+    if getattr(config, _KV_HEADS, None) not in (None, getattr(config, _HEADS)):
+        raise GoodhartError("RM sizes cannot cut a backbone with grouped-query attention (fewer key/value heads)")
     setattr(new, _HEADS, getattr(new, _HIDDEN) // head)
+    if getattr(config, _KV_HEADS, None) is not None:
+        setattr(new, _KV_HEADS, getattr(new, _HEADS))
+    if getattr(config, "head_dim", None) is not None:
+        new.head_dim = head
     return new
 
 
