@@ -63,6 +63,15 @@ CASES = {
     "undecodable config": (["run", "-c", "{files}/latin1.yaml", "--out", "{out}"], "not UTF-8"),
     "seed beyond 2^32 - 1": (["run", *SMOKE, "--set", "seed=4294967296", "--out", "{out}"], "seed"),
     "grid seed beyond 2^32 - 1": (["study", *SMOKE, "--set", "grid.seeds=[4294967296]", "--out", "{out}"], "seeds"),
+    "negative suite seed": (["rm", "suite", *SMOKE, "--set", "seeds=[-3]", "--out", "{out}"], "seeds"),
+    "empty suite seeds": (["rm", "suite", *SMOKE, "--set", "seeds=[]", "--out", "{out}"], "seeds"),
+    "empty pareto seeds": (["policy", "pareto", *SMOKE, "--set", "reward_model={files}/rm", "--set", "seeds=[]",
+                            "--out", "{out}"], "seeds"),
+    "pareto seed beyond 2^32 - 1": (["policy", "pareto", *SMOKE, "--set", "reward_model={files}/rm", "--set",
+                                     "seeds=[4294967296]", "--out", "{out}"], "seeds"),
+    "empty study policy seeds": (["study", *SMOKE, "--set", "policy.methods=[rloo]", "--set", "policy.seeds=[]",
+                                  "--out", "{out}"], "seeds"),
+    "empty grid data sizes": (["study", *SMOKE, "--set", "grid.data_sizes=[]", "--out", "{out}"], "data_sizes"),
     "max_new_tokens beyond positions": (["run", *SMOKE, "--set", "sampling.max_new_tokens=64", "--out", "{out}"],
                                         "positions"),
     "key for another method": (["policy", "train", *SMOKE, "--set", "reward_model={files}/rm", "--set", "method=rloo",
@@ -220,3 +229,35 @@ def test_stale_lock_and_staging_folders_are_cleared(tmp_path):
     assert res.returncode == 0, res.stderr
     hidden = sorted(p.name for p in Path(out).rglob(".*"))
     assert hidden == [], hidden
+
+
+def _foreign_state(path: Path) -> None:
+    """Another program's checkpoint where goodhart keeps its training state: a plain tensor dict."""
+    import torch
+
+    torch.save({"weight": torch.zeros(3)}, path)
+
+
+@pytest.mark.parametrize("command", ["policy", "rm"])
+def test_resume_on_a_foreign_state_is_one_line_and_rewrites_nothing(tmp_path, files, command):
+    """--resume where the state file is not a goodhart training state: one error line (no torch warning lines),
+    and the run's config.yaml and every other file byte-for-byte as they were."""
+    run = tmp_path / "run"
+    if command == "policy":
+        args = ["policy", "train", *SMOKE, "--set", f"reward_model={files}/rm", "--set", "eval_every=2"]
+        res = goodhart(*args, "--set", "steps=2", "--out", str(run))
+        assert res.returncode == 0, res.stderr[-2000:]
+        state = run / "checkpoint.pt"
+        resume = [*args, "--set", "steps=4"]
+    else:
+        args = ["rm", "train", *SMOKE]
+        res = goodhart(*args, "--out", str(run))
+        assert res.returncode == 0, res.stderr[-2000:]
+        (run / "results.jsonl").unlink()  # as if killed before it finished
+        state = run / "rm_state.pt"
+        resume = args
+    _foreign_state(state)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    res = goodhart(*resume, "--resume", "--out", str(run))
+    assert_one_line_error(res, "not a goodhart training state")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

@@ -358,11 +358,13 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     interrupted = ("interrupted: the run directory keeps everything written so far; rerun the same command with "
                    "--resume to continue (policy train, rm train, study)")
+    finished = False
     try:
         # without standalone mode click returns exit codes instead of raising (typer turns Ctrl-C into 130)
         _check_torchrun(sys.argv[1:])
         cache_dir()  # a GOODHART_CACHE that is a file is refused before any command writes
         rc = app(standalone_mode=False)
+        finished = True
     except GoodhartError as e:
         if writer():  # under torchrun every rank raises the same error; rank 0 says it
             print(f"error: {_one_line(e)}", file=sys.stderr)
@@ -385,7 +387,7 @@ def main() -> None:
         sys.exit(2)
     finally:
         if "goodhart.dist" in sys.modules:  # leave torchrun's process group cleanly
-            sys.modules["goodhart.dist"].teardown()
+            sys.modules["goodhart.dist"].teardown(wait=finished)
     if rc == 130:
         print(interrupted, file=sys.stderr)
     if isinstance(rc, int) and rc:

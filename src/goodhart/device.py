@@ -54,12 +54,23 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def load_state(path, map_location="cpu") -> dict:
-    """A resumable training state saved by goodhart (torch.save of tensors and plain values), loaded with
-    weights_only=True; a torn, truncated or foreign (arbitrary-pickle) file is one GoodhartError line."""
+def load_state(path, map_location="cpu", keys: tuple[str, ...] = (), mmap: bool = False) -> dict:
+    """A resumable training state saved by goodhart (torch.save of a dict of tensors and plain values), loaded
+    with weights_only=True; a torn, truncated or foreign (arbitrary-pickle) file, or a dict without `keys`
+    (another program's checkpoint), is one GoodhartError line. torch's warnings while reading are kept off
+    the terminal. `mmap`: map the tensors instead of reading them (a cheap check before a resume)."""
+    import warnings
+
+    def refuse(why: str):
+        return GoodhartError(f"{path} is not a goodhart training state ({why[:200]}); delete it to start again")
+
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # the weights-only unpickler meets junk bytes with any error (IndexError on b"torn")
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GoodhartError(f"{path} is not a goodhart training state ({first[:200]}); delete it to start "
-                            "again") from None
+        raise refuse(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
+    missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise refuse(f"no {', '.join(missing)}" if isinstance(data, dict) else f"a {type(data).__name__}, not a dict")
+    return data

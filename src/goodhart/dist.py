@@ -60,8 +60,12 @@ def setup(use_cuda: bool) -> torch.device | None:
     return torch.device("cuda", local) if use_cuda else None
 
 
-def teardown() -> None:
+def teardown(wait: bool = False) -> None:
+    """Leave the process group. `wait` (a command that finished on every rank): meet the other ranks first, so
+    none destroys its group while a peer's last collective still runs (gloo aborts the process then)."""
     if active():
+        if wait:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 

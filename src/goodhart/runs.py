@@ -303,11 +303,15 @@ def require_run(path: str | Path) -> "RunDir":
 
 
 def resume_run(path: str | Path, config: dict, state_file: str, may_change: tuple[str, ...] = (),
-               model=None) -> "RunDir":
+               model=None, check_state=None) -> "RunDir":
     """`--resume`: reopen the run in `path` from its training state `state_file`; a run killed before its
-    first checkpoint (config but no state) restarts cleanly under the same config; nothing there is an error."""
+    first checkpoint (config but no state) restarts cleanly under the same config; nothing there is an error.
+    `check_state(path)` (the caller's: it knows what its state holds) refuses a foreign state file before
+    config.yaml is touched."""
     run = require_run(path)
     if run.file(state_file).is_file():
+        if check_state is not None:
+            check_state(run.file(state_file))
         return RunDir.reopen(path, config, may_change=may_change, model=model)
     check_resumable(run, config, may_change, model)
     return RunDir.create(path, config, overwrite=True)  # killed before its first checkpoint: start again

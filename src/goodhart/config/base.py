@@ -18,6 +18,7 @@ OnOffAuto = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
 
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (seed_everything) takes 32-bit seeds
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]  # an element of a seed list
 
 
 class Strict(BaseModel):

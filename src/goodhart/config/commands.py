@@ -13,6 +13,7 @@ from goodhart.config.base import (
     LogSinks,
     RewardModelConfig,
     SamplingConfig,
+    Seed,
     WorldName,
     WorldStudy,
     require_hf,
@@ -92,7 +93,7 @@ class RMSuiteConfig(WorldStudy):
     ood_prompts: int = Field(30, ge=0, description="prompts from the world's OOD domain (0: skip OOD)")
     ood_samples_per_prompt: int = Field(6, ge=2, description="samples per OOD prompt (pairs within a prompt)")
     bon: BoNConfig = Field(BoNConfig(bootstrap=0), description="Best-of-n of each aggregate on the pool")
-    seeds: list[int] | None = Field(None, min_length=1, description="replicates: each seed draws its own "
+    seeds: list[Seed] | None = Field(None, min_length=1, description="replicates: each seed draws its own "
                                     "comparisons, shared run and members (default: [seed])")
     noise_levels: list[float] | None = Field(None, min_length=1, description="label-noise levels ρ, the whole "
                                              "suite at each (default: [rm.label_noise])")
@@ -244,7 +245,7 @@ class PolicyParetoConfig(PolicyTrainConfig):
                                    "proxy normalisation for every run of the grid, and the Best-of-n curve on the "
                                    "same axis (n ≤ this)")
     bon_bootstrap: int = Field(200, ge=0, description="prompt-bootstrap resamples of the reference Best-of-n curve")
-    seeds: list[int] | None = Field(None, description="training seeds of every cell (claims pool them, SPEC §11); "
+    seeds: list[Seed] | None = Field(None, min_length=1, description="training seeds of every cell (claims pool them, SPEC §11); "
                                     "None: one run per cell with `seed`")
     reward_models: dict[str, str] = Field({}, description="the reward-model axis: more proxies (name: path, e.g. "
                                           "{warm: runs/w, ens: runs/e}) that the rm_axis_cells also train against, "

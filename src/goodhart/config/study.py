@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from goodhart.config.base import MAX_SEED, BoNConfig, Strict, WorldStudy, require_hf
+from goodhart.config.base import MAX_SEED, BoNConfig, Seed, Strict, WorldStudy, require_hf
 
 
 class RMSizeSpec(Strict):
@@ -26,7 +26,7 @@ class StudyGrid(Strict):
     label_noise: list[float] = Field([0.0], min_length=1, description="fractions ρ of flipped training labels")
     aggregation: list[Literal["single", "ens", "warm"]] = Field(
         ["single"], min_length=1, description="ens / warm train `members` RMs per cell from one shared init")
-    seeds: list[int] = Field([0], min_length=1, description="RM seeds (init, pair draw, data order)")
+    seeds: list[Seed] = Field([0], min_length=1, description="RM seeds (init, pair draw, data order)")
 
     @model_validator(mode="after")
     def _check(self):
@@ -45,9 +45,9 @@ class StudyPolicy(Strict):
 
     methods: list[Literal["rloo", "reinforce", "jbond"]] = Field([], description="empty: Best-of-n only")
     kl_penalties: list[float] = Field([0.0], min_length=1, description="β_KL (RL) or γ (J-BOND) values")
-    rm_sizes: list[str] | None = Field(None, description="RM sizes that get policy runs (default: all)")
-    data_sizes: list[int] | None = Field(None, description="data sizes that get policy runs (default: the largest)")
-    seeds: list[int] | None = Field(None, description="grid seeds whose RMs get policy runs (default: all)")
+    rm_sizes: list[str] | None = Field(None, min_length=1, description="RM sizes that get policy runs (default: all)")
+    data_sizes: list[int] | None = Field(None, min_length=1, description="data sizes that get policy runs (default: the largest)")
+    seeds: list[Seed] | None = Field(None, min_length=1, description="grid seeds whose RMs get policy runs (default: all)")
     settings: dict = Field({}, description="policy train keys (steps, lr, batch_prompts, …) over the world preset")
 
     @model_validator(mode="after")

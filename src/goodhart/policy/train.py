@@ -41,6 +41,7 @@ from goodhart.sampling.engines import fast_engine_fits, fast_policy_rollout
 from goodhart.sampling.rollout import Rollout, encode_prompts, rollout, token_logprobs
 
 STATE = "checkpoint.pt"
+STATE_KEYS = ("policy", "opt", "state", "anchor")  # what save_state writes
 RANK_SEED = 7_919_993  # torch seed offset per torchrun rank (rank 0: the one-process seeds)
 
 
@@ -293,7 +294,8 @@ def drop_rows_from(run: RunDir, step: int) -> None:
 
 def _open_run(cfg, out: Path, resume: bool, overwrite: bool) -> RunDir:
     if resume:
-        return resume_run(out, cfg.model_dump(mode="json"), STATE, may_change=("steps", "keep_state"), model=type(cfg))
+        return resume_run(out, cfg.model_dump(mode="json"), STATE, may_change=("steps", "keep_state"), model=type(cfg),
+                          check_state=lambda f: load_state(f, keys=STATE_KEYS, mmap=True))
     return RunDir.create(out, cfg.model_dump(mode="json"), overwrite=overwrite)
 
 

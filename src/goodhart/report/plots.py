@@ -3,6 +3,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
+from goodhart.bon.estimator import kl_bound
 from goodhart.errors import GoodhartError
 from goodhart.report.tables import selector_order
 
@@ -22,7 +23,7 @@ def plot_bon(rows: list[dict]) -> Figure:
     bon = [r for r in rows if r.get("method") == "bon"]
     if not bon:
         raise GoodhartError("no Best-of-n rows (method 'bon') in the results table")
-    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    fig = Figure(figsize=(10, 4.8), layout="constrained")
     ax = fig.add_subplot()
     selectors = sorted({r["reward_model"] for r in bon}, key=selector_order)
     if "proxy" not in selectors:  # many proxies (an RM suite): one gold curve each
@@ -37,14 +38,15 @@ def plot_bon(rows: list[dict]) -> Figure:
             label = (SELECTOR_STYLE["proxy"][1] if len(proxies) == 1 else
                      f"{sel[0].get('rm_pairs', '?')} comparisons (acc {sel[0].get('rm_val_acc') or float('nan'):.2f})")
         d = _series(sel, "d")
-        line = ax.plot(d, _series(sel, "gold"), "-", color=color, lw=2, label=f"gold, {label}")[0]
+        # the peak goes into the legend, not beside its marker: two proxies peaking at one n drew their
+        # labels on top of each other
+        best = max(sel, key=lambda r: r["gold"]) if selector != "gold" else None
+        peak = f", peak n={best['n']}" if best else ""
+        line = ax.plot(d, _series(sel, "gold"), "-", color=color, lw=2, label=f"gold, {label}{peak}")[0]
         ax.fill_between(d, _series(sel, "gold_lo"), _series(sel, "gold_hi"), color=line.get_color(), alpha=0.15, lw=0)
-        if selector != "gold":
+        if best:
             ax.plot(d, _series(sel, "proxy"), "--", color=line.get_color(), lw=1.5, label=f"proxy, {label}")
-            best = max(sel, key=lambda r: r["gold"])
             ax.plot([best["d"]], [best["gold"]], "o", color=line.get_color())
-            ax.annotate(f"peak n={best['n']}", (best["d"], best["gold"]), textcoords="offset points",
-                        xytext=(0, 8), ha="center", fontsize=8)
     top = next(r for r in bon if r["reward_model"] == "proxy")
     what = (f"{top.get('rm_pairs', '?')} comparisons" if len(proxies) == 1 else
             f"{len(proxies)} proxies (data sizes)")
@@ -57,10 +59,12 @@ def _finish(ax, bon: list[dict], ylabel: str) -> Figure:
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="0.8", lw=0.8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside the data
     secondary = ax.secondary_xaxis("top", functions=(lambda d: d, lambda d: d))
-    ticks = [r for r in sorted(bon, key=lambda r: r["n"]) if r["n"] in {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}]
-    secondary.set_xticks([r["d"] for r in ticks], labels=[str(r["n"]) for r in ticks], fontsize=7)
+    # powers of 4: d crowds together at large n, and labels at every power of 2 past 1,024 overlapped
+    top = max(r["n"] for r in bon)
+    ns = [4**k for k in range(int(np.log(top) / np.log(4)) + 1)]
+    secondary.set_xticks(np.sqrt(kl_bound(np.array(ns))), labels=[f"{n:,}" for n in ns], fontsize=7)
     secondary.set_xlabel("n", fontsize=8)
     return ax.figure
 

@@ -29,6 +29,7 @@ from goodhart.sampling.pool import policy_pool
 from goodhart.scoring import score_pairs
 
 RM_STATE = "rm_state.pt"  # resumable training state (weights, optimizer, schedule, RNG, step)
+RM_STATE_KEYS = ("model", "opt", "sched", "torch_rng", "step", "losses")  # what train._save_state writes
 
 
 def set_dropout(model, p: float) -> None:
@@ -129,7 +130,9 @@ def train_rm_run(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
     from goodhart.worlds import proxy_factory
 
     if resume:
-        require_run(out)
+        state = require_run(out).file(RM_STATE)
+        if state.is_file():  # refuse a foreign state before anything is sampled, printed or rewritten
+            load_state(state, keys=RM_STATE_KEYS, mmap=True)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     train, val, flipped = preference_split(cfg)
