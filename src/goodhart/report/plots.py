@@ -41,7 +41,8 @@ def plot_bon(rows: list[dict]) -> Figure:
         # the peak goes into the legend, not beside its marker: two proxies peaking at one n drew their
         # labels on top of each other
         best = max(sel, key=lambda r: r["gold"]) if selector != "gold" else None
-        peak = f", peak n={best['n']}" if best else ""
+        peak = "" if not best else (f", peak n={best['n']}" if best["n"] < sel[-1]["n"] else
+                                    f", rising to n={best['n']}")  # the best n is the pool's last: no peak seen
         line = ax.plot(d, _series(sel, "gold"), "-", color=color, lw=2, label=f"gold, {label}{peak}")[0]
         ax.fill_between(d, _series(sel, "gold_lo"), _series(sel, "gold_hi"), color=line.get_color(), alpha=0.15, lw=0)
         if best:

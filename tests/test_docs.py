@@ -1,0 +1,37 @@
+"""The README a newcomer lands on: one page, the same install line CI runs, and no dead links in it or docs/."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _anchors(md: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    heads = re.findall(r"^#+ (.+)$", md.read_text(), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
+def test_readme_is_one_page_with_the_ci_install_line():
+    readme = (ROOT / "README.md").read_text().splitlines()
+    assert len(readme) <= 150, len(readme)
+    ci = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip().startswith("pip install")]
+    block = readme[readme.index("```bash") + 1:]
+    assert block[0] == ci[0], (block[0], ci[0])  # the first set-up command is exactly what CI installs
+    assert block[1] == "goodhart run"
+
+
+def test_links_in_readme_and_docs_resolve():
+    dead = []
+    for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks/README.md"]:
+        for target in LINK.findall(md.read_text()):
+            if re.match(r"[a-z]+:", target):  # http(s), mailto: not checked offline
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (md.parent / path).resolve() if path else md
+            if not dest.exists():
+                dead.append(f"{md.relative_to(ROOT)} → {target}")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                dead.append(f"{md.relative_to(ROOT)} → {target} (no such heading)")
+    assert not dead, dead
