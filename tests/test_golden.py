@@ -1,38 +1,13 @@
 """Golden outputs of the smoke world: `run`, `rm suite`, `study`, `stopping` and `policy train` write the
-same files with the same numbers (to 1e-9) as the commit before the structure refactor (issue 20).
+same files with the same numbers (to 1e-9) as the stored reference, so a refactor that is not meant to
+change results is caught changing them. Pools are drawn with sampling.engine=hf, the engine the references
+were written with; timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out (they differ run to run).
 
-The reference `tests/golden/smoke.json` was written by `python tests/test_golden.py --write` at commit
-012ec05 (before the refactor); it was rewritten once since, for the statistics of issue 15 (prompt-level
-bootstrap bands, prompt-bootstrap fit intervals, the paired fall and held-out columns), which change
-the bands of `run` and the bands and fit intervals of `study` only — every other command's output
-still equals 012ec05's — and a second time for issue 16's proxy family in `run` (two more proxies, their
-curves, files and per-curve peak/fall columns; `run`'s main-proxy and gold rows otherwise unchanged).
-The pools are drawn with sampling.engine=hf, the engine the reference was written with.
-
-One reference per CPU capability (`smoke-AVX512.json`, `smoke-AVX2.json`): the same code rounds matrix
-products differently on AVX-512 and AVX2 kernels (measured: relative differences ~1e-6 in RM margins,
-amplified by training), so 1e-9 equality holds only on the ISA a reference was written on. The AVX-512
-reference (012ec05, the statistics rewrite) has no `run` entry since issue 16's proxy family changed
-`run` on purpose and no AVX-512 machine was at hand to rewrite it; the AVX2 one was written after
-issue 16; its six other commands differ from the AVX-512 reference only by that rounding (RM margins
-~1e-5 relative; the J-BOND anchor's proxy reward by 2% and a stopping fit by 1%, after training
-amplified it), not by any change of code path. Issue 18 changed `rm suite` on purpose (replicates, the
-independent members, McNemar and paired Best-of-n rows, new columns, the pooled table): before its AVX2
-entry was rewritten, the suite run with `independent=0` was checked to give every field of every old row
-(6 summary rows, 96 curve rows) equal to the old reference to the bit; the AVX-512 reference has no
-`rm suite` entry since then. Issue 17 added fields to every `policy train` evaluation row (the prompt
-bands gold_lo / gold_hi / proxy_lo / proxy_hi, per-prompt gold, the normalisation constants and their
-source): the AVX2 entries were rewritten after checking that every old field of every row kept its value
-to 1e-9 and the five other commands' entries stayed equal; the AVX-512 reference has no `policy train`
-entries since then. Issue 17 §3 changed J-BOND's sampling on purpose (anchor and policy samples each from
-its own generator seeded from the step's seed, SeededSampler, instead of torch's global generator, so they
-can be drawn side by side): the AVX2 `policy train jbond` entry was rewritten (same files; the other six
-entries checked equal to 1e-9 first). Timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out: they
-differ run to run. A capability is not fine enough: an AMD EPYC (family 25, model 17, AVX-512 with BF16/VNNI)
-gave every command's numbers ~1e-6 relative (median) from both references with the code of the last landed
-commit (e025bcd) and of this one alike, so a reference may also be written per CPU model
-(`smoke-AVX512-AuthenticAMD-25-17.json`), used before the capability's file where it exists. Rewrite the
-reference only for a change that is meant to change results, and say so in the commit message.
+Why one reference per CPU: the same code rounds matrix products differently on AVX-512 and AVX2 kernels and
+across microarchitectures (relative differences ~1e-6 in RM margins, amplified by training), so 1e-9 equality
+holds only where a reference was written: `smoke-<capability>-<vendor-family-model>.json` where it exists, else
+`smoke-<capability>.json`. Rewrite a reference (`python tests/test_golden.py --write`) only for a change meant
+to change results, and say so in the commit message; which commands each file covers, and why, is in the git log.
 """
 
 import json

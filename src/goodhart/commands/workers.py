@@ -1,10 +1,9 @@
 """Grid runs trained side by side in worker processes (`policy pareto`'s `workers`).
 
-On a small CPU one process with every core is a poor use of them: a 135M-parameter model's decode and its
-small log-probability batches keep 2 threads busy only part of the time (benchmarks/policy_step.py: one
-RLOO step 21.0 s with 2 threads; two 1-thread processes side by side 31.5 s each, 1.33× the steps per
-hour, benchmarks/README.md). So each worker is its own process (spawned: no inherited torch or CUDA
-state) with the parent's torch threads divided among the workers, training one run after another. A
+Why: on a small CPU one process with every core leaves them idle part of the time (a small model's decode
+and its small log-probability batches do not keep several threads busy; the measured gain is in
+benchmarks/README.md, `pareto_workers.py`). So each worker is its own process (spawned: no inherited torch
+or CUDA state) with the parent's torch threads divided among the workers, training one run after another. A
 run's output goes to <out>/logs/<run>.log; the parent prints one line when a run ends or fails. A run that fails does
 not stop the others; its error is reported at the end, and rerunning resumes it from its checkpoint."""
 
