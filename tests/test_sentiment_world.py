@@ -1,4 +1,4 @@
-"""The default sentiment world from the packaged models (slow tier: converts/loads the 135M policy)."""
+"""The sentiment world from the packaged models (slow tier: converts/loads the 135M policy)."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_sentiment_world_samples_and_scores():
-    world = load_world(load_run_config())
+    world = load_world(load_run_config(world="sentiment"))
+    assert world.name == "sentiment"
     assert len(world.prompts) >= 200 and len(world.ood_prompts) >= 200
     assert sum(p.numel() for p in world.policy.parameters()) > 100_000_000
     assert "Continue this movie review" in world.render(world.prompts[0])
