@@ -41,12 +41,13 @@ def main() -> None:
     ap.add_argument("--pool-k", type=int, default=16384)
     ap.add_argument("--rl-steps", type=int, default=20)
     ap.add_argument("--skip-smollm2", action="store_true")
+    ap.add_argument("--world", default="lab", choices=["lab", "lab-tiny"], help="lab-tiny: a dry run in seconds")
     args = ap.parse_args()
     from goodhart.config import SamplingConfig, load_run_config
     from goodhart.device import sampling_dtype
     from goodhart.worlds import load_world
 
-    lab = load_world(load_run_config(world="lab"))
+    lab = load_world(load_run_config(world=args.world))
     cpu = torch.device("cpu")
     texts = [lab.render(p) for p in lab.prompts[:4]]
     tokens_per_s(lab, texts[:1], 64, 24, 1024, torch.float32)  # warm-up
@@ -70,7 +71,7 @@ def main() -> None:
 
     from goodhart.scoring import score_pairs
 
-    cfg = load_run_config(world="lab")
+    cfg = load_run_config(world=args.world)
     prompts = lab.prompts[-args.pool_prompts:]
     t = time.perf_counter()
     sampling = SamplingConfig(**(cfg.sampling.model_dump()))
@@ -110,7 +111,7 @@ def rl_step(world, steps: int) -> None:
         model, tok = world.make_proxy(0)
         model.save_pretrained(Path(tmp) / "rm")
         tok.save_pretrained(Path(tmp) / "rm")
-        cfg = load_config(PolicyTrainConfig, world="lab", overrides=[
+        cfg = load_config(PolicyTrainConfig, world=world.name, overrides=[
             f"reward_model={Path(tmp) / 'rm'}", "method=rloo", f"steps={steps}", f"eval_every={steps}",
             f"checkpoint_every={steps}"])
         t = time.perf_counter()

@@ -217,9 +217,12 @@ def suite_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel: 
 
 
 def _workers(run: RunDir) -> str:
-    """How many runs the grid's config trained at a time ("1 run" before policy pareto had workers)."""
-    cfg = yaml.safe_load((run.path / "config.yaml").read_text()) if (run.path / "config.yaml").is_file() else {}
-    n = int((cfg or {}).get("workers", 1))
+    """How the grid's runs were spread: "1 run" at a time in one process, N worker processes (grids run before
+    the executor), or Ray tasks of ray.cpus_per_cell CPUs."""
+    cfg = (yaml.safe_load((run.path / "config.yaml").read_text()) if (run.path / "config.yaml").is_file() else {}) or {}
+    if cfg.get("executor") == "ray":
+        return f"Ray tasks of {float(cfg.get('ray', {}).get('cpus_per_cell', 1)):g} CPU"
+    n = int(cfg.get("workers", 1))
     return f"{n} run" + ("s" if n > 1 else "")
 
 

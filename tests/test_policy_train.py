@@ -109,50 +109,6 @@ def test_pareto_sweep_merges_runs_and_skips_finished(rm, tmp_path):
     assert (out / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns == mtime
 
 
-def test_pareto_workers_train_runs_in_their_own_processes_as_one_process_would(rm, tmp_path):
-    """workers=2: the runs train in spawned processes (their logs name another pid), a worker trains more than
-    one run (3 runs, 2 workers: two logs name one pid), and they give the rows one process gives; a run that fails (a torn checkpoint) is named in one error while the others finish, and a
-    rerun trains only what is left."""
-    import os
-
-    from goodhart.commands.pareto import run_pareto
-    from goodhart.config import load_policy_pareto_config
-    from goodhart.errors import GoodhartError
-
-    over = [f"reward_model={rm}", "steps=4", "eval_every=2", "rl_betas=[0, 0.5]", "reference_samples=16",
-            "bon_bootstrap=50"]
-    one = run_pareto(load_policy_pareto_config(world="smoke", overrides=over), tmp_path / "one")
-    cfg = load_policy_pareto_config(world="smoke", overrides=[*over, "workers=2"])
-    two = tmp_path / "two"
-    (two / "jbond-beta0").mkdir(parents=True)
-    (two / "jbond-beta0" / "config.yaml").write_text((one / "jbond-beta0" / "config.yaml").read_text())
-    (two / "jbond-beta0" / "checkpoint.pt").write_bytes(b"torn")
-    with pytest.raises(GoodhartError, match=r"1 of 3 runs failed.*jbond-beta0: .*not a goodhart training state"):
-        run_pareto(cfg, two)
-    pids = set()
-    for name in ("rloo-beta0", "rloo-beta0.5", "jbond-beta0"):
-        first = (two / "logs" / f"{name}.log").read_text().splitlines()[0]
-        assert first.startswith("worker pid ") and int(first.split()[2].rstrip(",")) != os.getpid()
-        pids.add(int(first.split()[2].rstrip(",")))
-        assert name == "jbond-beta0" or ((two / name / "policy").is_dir()
-                                         and not (two / name / "checkpoint.pt").exists())  # keep_state: false
-    assert len(pids) < 3  # the workers were reused: no process per run
-    (two / "jbond-beta0" / "checkpoint.pt").unlink()
-    mtime = (two / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns
-    run_pareto(cfg, two)
-    assert (two / "rloo-beta0" / "results.jsonl").stat().st_mtime_ns == mtime  # finished runs are skipped
-
-    def rows(out):
-        return {(r["run"], r["step"]): r for r in map(json.loads, open(out / "results.jsonl"))
-                if r["study"] == "policy" and r["method"] != "bon"}
-
-    a, b = rows(one), rows(two)
-    assert a.keys() == b.keys() and len(a) == 9
-    for key in a:
-        assert b[key]["gold"] == pytest.approx(a[key]["gold"], abs=1e-4), key
-        assert b[key]["kl"] == pytest.approx(a[key]["kl"], abs=1e-4), key
-
-
 def test_pareto_refuses_a_directory_of_another_reference_pool_and_writes_nothing(rm, tmp_path):
     """A grid directory whose reference pool had other constants (older code, another model) is refused with
     one line before any run or file is touched; its reference.json is kept."""

@@ -15,12 +15,12 @@ class StudyTable:
     def __init__(self, cells: list[str], done: dict[str, str]):
         self.status = {c: ("done", done[c]) if c in done else ("queued", "") for c in cells}
         self.times: list[float] = []
-        self.running: str | None = None
+        self.running: str | None = None  # the cell whose progress bars this process shows (executor: local)
         self.t0 = time.perf_counter()
-        self.t_cell = self.t0
+        self.started: dict[str, float] = {}  # several run at once under executor: ray
 
     def start(self, cell: str) -> None:
-        self.running, self.t_cell = cell, time.perf_counter()
+        self.running, self.started[cell] = cell, time.perf_counter()
         self.status[cell] = ("running", "")
 
     def phase(self, text: str) -> None:
@@ -28,10 +28,11 @@ class StudyTable:
             self.status[self.running] = ("running", text)
 
     def finish(self, cell: str, info: str) -> None:
-        seconds = time.perf_counter() - self.t_cell
+        seconds = time.perf_counter() - self.started.pop(cell, self.t0)
         self.times.append(seconds)
         self.status[cell] = ("done", f"{info}  ({seconds:.0f} s)")
-        self.running = None
+        if self.running == cell:
+            self.running = None
         if not console.is_terminal:  # a log file gets one line per finished cell
             console.print(f"cell {cell} done: {info} ({seconds:.0f} s)")
 

@@ -6,14 +6,15 @@ figure. Finished sub-runs are skipped and an interrupted one resumes from its ch
 command continues the sweep; the reference pool comes from the sample cache."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
+from goodhart.commands.executor import Cell, run_cells
 from goodhart.commands.policy_train import run_policy, run_summary
-from goodhart.commands.workers import train_in_workers
 from goodhart.config.base import SamplingConfig
 from goodhart.config.commands import Norm
 from goodhart.errors import GoodhartError
@@ -121,6 +122,13 @@ def _refuse_another_pool(out: Path, facts: dict) -> None:
                             "model or settings); use a new --out, or delete the directory to rerun the grid")
 
 
+def train_run(sub, run: Path, resume: bool, overwrite: bool) -> float:
+    """One grid run (`policy train`) where the executor puts it; returns its minutes."""
+    start = time.monotonic()
+    run_policy(sub, run, resume=resume, overwrite=overwrite)
+    return (time.monotonic() - start) / 60
+
+
 def run_pareto(cfg, out: str | Path) -> Path:
     """Run every grid cell of a PolicyParetoConfig under out/<name>/ with the reference's normalisation,
     and merge their rows with the reference's Best-of-n rows."""
@@ -142,12 +150,10 @@ def run_pareto(cfg, out: str | Path) -> Path:
             console.print(f"{name}: done already, skipped")
             continue
         jobs.append((name, sub, run, (run / STATE).is_file(), (run / CONFIG).is_file()))
-    if cfg.workers > 1 and len(jobs) > 1:
-        train_in_workers(jobs, min(cfg.workers, len(jobs)), out / "logs")
-    else:
-        for name, sub, run, resume, overwrite in jobs:
-            console.print(f"[bold]{name}[/]")
-            run_policy(sub, run, resume=resume, overwrite=overwrite)
+    run_cells([Cell(name, train_run, (sub, run, resume, overwrite), out / "logs" / f"{name}.log")
+               for name, sub, run, resume, overwrite in jobs], cfg,
+              done=lambda name, minutes: console.print(f"{name}: done in {minutes:.1f} min"),
+              start=(lambda name: console.print(f"[bold]{name}[/]")) if cfg.executor == "local" else None)
     cell = {c + (f"-s{s}" if cfg.seeds else ""): c for c, _, _ in cfg.cells() for s in (cfg.seeds or [None])}
     rows = [r | {"run": name, "cell": cell[name]} for name, _ in cfg.runs() for r in _with_initial(
         RunDir(out / name).results(), initial.get(name))]

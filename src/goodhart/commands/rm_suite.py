@@ -18,8 +18,10 @@ import numpy as np
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
 from goodhart.bon.prompt_stats import mcnemar_exact, paired_difference
+from goodhart.commands.executor import Cell, run_cells, worker_world
 from goodhart.commands.run import start_study, world_pools
 from goodhart.config import RMTraining
+from goodhart.device import resolve_device
 from goodhart.progress import console
 from goodhart.report.suite_tables import suite_markdown
 from goodhart.reward.data import VAL_PAIRS_MAX, pairs_to_comparisons, world_preferences
@@ -29,7 +31,7 @@ from goodhart.reward.normalise import standardise
 from goodhart.reward.run import set_dropout
 from goodhart.reward.train import pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
-from goodhart.runs import atomic_write_text, finished_units, open_units
+from goodhart.runs import CellRun, RunDir, atomic_write_text, finished_units, open_units
 from goodhart.sampling.pool import policy_pool
 from goodhart.scoring import score_pairs
 from goodhart.worlds.family import shrink
@@ -205,6 +207,17 @@ def replicate(ctx: dict, cfg, run, rho: float, seed: int) -> list[dict]:
     return rows + [r | common for r in comparisons(scores, sets, cfg)]
 
 
+def replicate_task(cfg, where, ctx: dict, rho: float, seed: int) -> tuple[list[dict], float]:
+    """One replicate where the executor runs it: (its rows, seconds). In a worker `ctx` comes without the
+    world and device; they are this process's (executor.worker_world)."""
+    t = time.perf_counter()
+    if "world" not in ctx:
+        ctx = ctx | {"world": worker_world(cfg), "device": resolve_device(cfg.device)}
+    run = where if isinstance(where, RunDir) else CellRun(where, replicate_id(rho, seed))
+    rows = [r | {"replicate": replicate_id(rho, seed)} for r in replicate(ctx, cfg, run, rho, seed)]
+    return rows, time.perf_counter() - t
+
+
 def suite_context(world, cfg, train_prompts, eval_prompts, device) -> dict:
     """What every replicate shares: training samples, the Best-of-n pool and its gold, the OOD pairs."""
     comps, gold, pool, pool_gold = world_pools(world, cfg, train_prompts, eval_prompts)
@@ -238,13 +251,20 @@ def run_rm_suite(cfg, out: str | Path, overwrite: bool = False, resume: bool = F
     rows = [r for rs in (finished or {}).values() for r in rs]
     todo = [(rho, seed) for rho, seed in cfg.replicates() if replicate_id(rho, seed) not in (finished or {})]
     ctx = suite_context(world, cfg, train_prompts, eval_prompts, device) if todo else None
-    for rho, seed in todo:
-        t = time.perf_counter()
-        rid = replicate_id(rho, seed)
-        new = [r | {"replicate": rid} for r in replicate(ctx, cfg, run, rho, seed)]
-        run.append_results(new + [{"study": "rm_suite_done", "replicate": rid, "replicate_s": time.perf_counter() - t}])
-        rows += new
-        console.print(f"replicate ρ = {rho:g}, seed {seed}: {time.perf_counter() - t:.0f} s")
+    local = cfg.executor == "local"  # in this process: the context and run as they are; else what pickles
+    shared = ctx if local or ctx is None else {k: v for k, v in ctx.items() if k not in ("world", "device")}
+    where = run if local else run.path
+    by_id = {replicate_id(rho, seed): (rho, seed) for rho, seed in todo}
+
+    def finish(rid: str, result: tuple[list[dict], float]) -> None:
+        new, seconds = result
+        run.append_results(new + [{"study": "rm_suite_done", "replicate": rid, "replicate_s": seconds}])
+        rows.extend(new)
+        rho, seed = by_id[rid]
+        console.print(f"replicate ρ = {rho:g}, seed {seed}: {seconds:.0f} s")
+
+    run_cells([Cell(replicate_id(rho, seed), replicate_task, (cfg, where, shared, rho, seed),
+                    run.path / "logs" / f"{replicate_id(rho, seed)}.log") for rho, seed in todo], cfg, finish)
     table = suite_markdown(rows)
     atomic_write_text(run.file("table.md"), table)
     print(table)

@@ -13,13 +13,15 @@
 
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from goodhart.bon.curve import bon_curve, resolve_ns
 from goodhart.bon.fits import chance_test
+from goodhart.commands.executor import Cell as CellTask
+from goodhart.commands.executor import run_cells, worker_world
 from goodhart.commands.live import StudyTable
 from goodhart.commands.rm_suite import standardised_scores
 from goodhart.commands.run import split_prompts
@@ -33,7 +35,16 @@ from goodhart.reward.normalise import standardise
 from goodhart.reward.run import train_ensemble
 from goodhart.reward.train import pair_correct
 from goodhart.reward.warm import weight_average
-from goodhart.runs import CONFIG, RESULTS, RunDir, finished_units, open_units, read_jsonl, save_checkpoint
+from goodhart.runs import (
+    CONFIG,
+    RESULTS,
+    CellRun,
+    RunDir,
+    finished_units,
+    open_units,
+    read_jsonl,
+    save_checkpoint,
+)
 from goodhart.sampling.pool import policy_pool
 from goodhart.worlds.family import count_params, shrink, sized_config
 
@@ -102,6 +113,10 @@ class Pools:
         N = self.pool.shape[1]
         return [p for p in self.eval_prompts for _ in range(N)], list(self.pool.ravel())
 
+    def portable(self) -> "Pools":
+        """These pools without the world and device, to send to an executor worker (attach() restores them)."""
+        return replace(self, world=None, device=None)
+
 
 def _available_pairs(gold: np.ndarray) -> int:
     """Within-prompt pairs with distinct gold (what deterministic labels can use)."""
@@ -113,7 +128,7 @@ def prepare(cfg: StudyConfig) -> Pools:
     from goodhart.worlds import load_world
 
     if dist.launched():
-        raise GoodhartError("goodhart study runs its cells in one process; run it without torchrun (its policy "
+        raise GoodhartError("goodhart study spreads its cells with its executor (executor: ray); run it without torchrun (its policy "
                             "cells can be run as `policy train` under torchrun)")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -140,6 +155,13 @@ def prepare(cfg: StudyConfig) -> Pools:
     world.policy.to("cpu")  # the policy is not needed again until a policy cell
     return Pools(world, device, train_prompts, comps, gold, eval_prompts, pool, standardise(pool_gold)[0],
                  resolve_ns(cfg.bon.ns, N))
+
+
+def attach(cfg: StudyConfig, pools: Pools) -> Pools:
+    """The pools with this process's world and device (executor.worker_world); in-process pools as they are."""
+    if pools.world is not None:
+        return pools
+    return replace(pools, world=worker_world(cfg), device=resolve_device(cfg.device))
 
 
 def pool_curve(select: np.ndarray, pools: Pools, n_boot: int, seed: int, extra: dict | None = None) -> dict:
@@ -262,6 +284,25 @@ def run_policy_cell(cfg: StudyConfig, pcell: PolicyCell, run: RunDir, rm_rows: l
     return rows, f"peak gold {summary['peak_gold']:.2f} at KL {summary['peak_kl']:.2f}, final KL {rows[-2]['kl']:.2f}"
 
 
+def _cell_run(where: RunDir | Path, cell_id: str) -> RunDir:
+    """The study's run itself in this process; a cell's view of it (CellRun) in an executor worker."""
+    return where if isinstance(where, RunDir) else CellRun(where, cell_id)
+
+
+def rm_cell_task(cfg: StudyConfig, where: RunDir | Path, pools: Pools, cell: Cell, save_rm: bool):
+    """An RM cell where the executor runs it (this process, or a worker: see attach)."""
+    return run_cell(cfg, attach(cfg, pools), cell, _cell_run(where, cell.id), save_rm)
+
+
+def policy_cell_task(cfg: StudyConfig, where: RunDir | Path, pools: Pools, pcell: PolicyCell, rm_rows: list[dict]):
+    """A policy cell where the executor runs it; its RM cell is trained again first if it finished without
+    saving its RM (a study whose policy cells were added on --resume)."""
+    run = _cell_run(where, pcell.id)
+    if not (run.path / "cells" / pcell.rm_cell.id / "rm").is_dir():
+        run_cell(cfg, attach(cfg, pools), pcell.rm_cell, _cell_run(where, pcell.rm_cell.id), save_rm=True)
+    return run_policy_cell(cfg, pcell, run, rm_rows)
+
+
 def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
     """Run (or continue) the study into `out`; returns its path. See the module docstring."""
     from goodhart.report import build_report
@@ -282,22 +323,28 @@ def run_study(cfg: StudyConfig, out: str | Path, overwrite: bool = False, resume
         needs_rm = {p.rm_cell.id for p in pcells}
         ids = [ORACLE] + [c.id for c in cells] + [p.id for p in pcells]
         heads = {cid: "done earlier" for cid in finished}
+        local = cfg.executor == "local"  # in this process: the pools and run as they are; else what pickles
+        shared, where = (pools, run) if local else (pools.portable(), run.path)
+        logs = run.path / "logs"
+
+        def finish(cid: str, result: tuple[list[dict], str]) -> None:
+            rows, head = result
+            run.append_results(rows)
+            finished[cid] = rows
+            table.finish(cid, head)
+
         with StudyTable(ids, heads) as table:
-            for c in todo:
-                cid = c if isinstance(c, str) else c.id
-                table.start(cid)
-                if c == ORACLE:
-                    rows, head = oracle_rows(cfg, pools), "gold-selected ceiling"
-                elif isinstance(c, Cell):
-                    save = c.id in needs_rm and not (run.path / "cells" / c.id / "rm").is_dir()
-                    rows, head = run_cell(cfg, pools, c, run, save)
-                else:
-                    if not (run.path / "cells" / c.rm_cell.id / "rm").is_dir():  # finished before it was needed
-                        run_cell(cfg, pools, c.rm_cell, run, save_rm=True)
-                    rows, head = run_policy_cell(cfg, c, run, finished[c.rm_cell.id])
-                run.append_results(rows)
-                finished[cid] = rows
-                table.finish(cid, head)
+            if ORACLE in todo:
+                table.start(ORACLE)
+                finish(ORACLE, (oracle_rows(cfg, pools), "gold-selected ceiling"))
+            # RM cells first: a policy cell trains against its RM cell's saved RM and reads its rows
+            run_cells([CellTask(c.id, rm_cell_task, (cfg, where, shared, c,
+                                                     c.id in needs_rm and not (run.path / "cells" / c.id / "rm").is_dir()),
+                                logs / f"{c.id}.log") for c in todo if isinstance(c, Cell)],
+                      cfg, finish, table.start)
+            run_cells([CellTask(c.id, policy_cell_task, (cfg, where, shared, c, finished[c.rm_cell.id]),
+                                logs / f"{c.id}.log") for c in todo if isinstance(c, PolicyCell)],
+                      cfg, finish, table.start)
     run.log_metrics(phase="summary", **{"time/total_s": time.perf_counter() - start, "cells": len(cells) + len(pcells)})
     build_report(run.path)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {run.path / 'report.html'}")

@@ -1,5 +1,6 @@
 """Config building blocks shared by the entry points: sections (sampling, data, rm, bon, hf), compute."""
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -146,6 +147,36 @@ class LogSinks(Strict):
     log_to: list[Literal["tensorboard", "wandb"]] = Field([], description="metric sinks beside metrics.jsonl "
                                                                          "(extras goodhart[tensorboard] / [wandb])")
     wandb_project: str = Field("goodhart", description="W&B project name when log_to has wandb")
+
+
+class RayConfig(Strict):
+    """Where `executor: ray` runs a sweep's cells (docs/scale.md)."""
+
+    address: str | None = Field(None, description="null: start a Ray on this machine for the sweep (stopped at its "
+                                "end); auto: the cluster `ray start` runs here; ray://host:10001: a remote cluster")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the Ray started here (null: every core of this "
+                                 "machine); ignored when joining a cluster")
+    cpus_per_cell: float = Field(1, gt=0, description="CPUs a cell asks Ray for; its torch threads are this, "
+                                 "rounded down (at least 1)")
+    gpus_per_cell: float = Field(0, ge=0, description="GPUs a cell asks Ray for (0.5: two cells share a GPU)")
+    max_retries: int = Field(2, ge=0, description="times a cell is started again on another worker when its "
+                             "worker process dies (killed, out of memory); a cell that raises is not retried")
+
+
+class Sweep(Strict):
+    """How a sweep runs its independent cells."""
+
+    executor: Literal["local", "ray"] = Field("local", description="local: one cell after another in this process; "
+                                              "ray: each cell a Ray task, placed by the resources it asks for "
+                                              "(ray.*), its output in <out>/logs/<cell>.log")
+    ray: RayConfig = Field(RayConfig(), description="the Ray cluster and what each cell asks of it")
+
+    @model_validator(mode="after")
+    def _not_under_torchrun(self):
+        # read as runs.launched() does (WORLD_SIZE), without importing a floor above this one
+        if self.executor == "ray" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("executor: ray spreads the cells over processes itself; run the command without torchrun")
+        return self
 
 
 class WorldStudy(Compute, LogSinks):

@@ -14,6 +14,7 @@ from goodhart.config.base import (
     RewardModelConfig,
     SamplingConfig,
     Seed,
+    Sweep,
     WorldName,
     WorldStudy,
     require_hf,
@@ -80,7 +81,7 @@ class RMTrainConfig(Compute, LogSinks):
         return self
 
 
-class RMSuiteConfig(WorldStudy):
+class RMSuiteConfig(WorldStudy, Sweep):
     """`goodhart rm suite`: members from a shared initial run → single / ENS mean / WCO / UWO / WARM,
     evaluated on clean, flipped and OOD pairs and as the proxy of Best-of-n (SPEC §5–§6)."""
 
@@ -233,7 +234,7 @@ class PolicyTrainConfig(Compute, LogSinks):
         return self
 
 
-class PolicyParetoConfig(PolicyTrainConfig):
+class PolicyParetoConfig(PolicyTrainConfig, Sweep):
     """`goodhart policy pareto`: RLOO at several β_KL and J-BOND, each a `policy train` run, on one
     gold/proxy-vs-KL plot (SPEC §8–§9: is J-BOND's reward/KL front better than RL's at every β?)."""
 
@@ -252,17 +253,20 @@ class PolicyParetoConfig(PolicyTrainConfig):
                                           "as <cell>@<name>; gold stays in the reference's units")
     rm_axis_cells: list[str] = Field(["jbond-beta0", "rloo-beta0"], description="cells run against every "
                                      "reward_models entry too (names as in the grid: rloo-beta0, bond-forward, …)")
-    workers: int = Field(1, ge=1, description="grid runs trained at once, in as many worker processes (each "
-                         "trains run after run) with the torch threads divided among them (logs in <out>/logs/): "
-                         "on 2 CPU cores 2 workers of 1 thread trained 4 "
-                         "grid runs in 17.9 min against 22.0 in one 2-thread process (benchmarks/README.md); "
-                         "results differ from workers=1 only by float rounding (thread count)")
     keep_state: bool = Field(False, description="keep each run's final resumable state (checkpoint.pt, ≈ 1.6 GB "
                              "for SmolLM2-135M) next to its policy (0.5 GB); the grid's runs are finished once their "
                              "policy is saved (a longer `steps` reruns them)")
     method_lr: dict[Literal["rloo", "bond", "jbond"], float] = Field(
         {}, description="learning rate per method, in place of lr (e.g. {rloo: 1.0e-5}): at one lr RLOO's KL grows "
                         "~10× faster per step than J-BOND's, and the claims compare methods where their KL ranges overlap")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        if isinstance(data, dict) and "workers" in data:
+            raise ValueError("workers is replaced by executor: ray (each run a Ray task; ray.num_cpus and "
+                             "ray.cpus_per_cell set how many train at once)")
+        return data
 
     @model_validator(mode="after")
     def _check_grid(self):
@@ -299,7 +303,7 @@ class PolicyParetoConfig(PolicyTrainConfig):
         (each seed trains and samples anew; the prompt split stays the one of `seed`)."""
         base = self.model_dump(exclude={"rl_betas", "jbond_gammas", "bond_divergences", "reference_samples",
                                         "bon_bootstrap", "seeds", "reward_models", "rm_axis_cells", "method_lr",
-                                        "workers"})
+                                        "executor", "ray"})
         defaults = {k: PolicyTrainConfig.model_fields[k].default for k in METHOD_KEYS}
         seeds = [(f"-s{s}", {"seed": s, "prompt_seed": self.seed}) for s in self.seeds] if self.seeds else [("", {})]
         # a key meant for another method of the grid keeps its default in this method's runs

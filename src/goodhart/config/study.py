@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from goodhart.config.base import MAX_SEED, BoNConfig, Seed, Strict, WorldStudy, require_hf
+from goodhart.config.base import MAX_SEED, BoNConfig, Seed, Strict, Sweep, WorldStudy, require_hf
 
 
 class RMSizeSpec(Strict):
@@ -57,7 +57,7 @@ class StudyPolicy(Strict):
         return self
 
 
-class StudyConfig(WorldStudy):
+class StudyConfig(WorldStudy, Sweep):
     """`goodhart study`: a grid of proxy RMs (size × data × noise × aggregation × seed), each pushed by
     Best-of-n on one shared pool (and optionally by RL / J-BOND), with Gao fits and a report (SPEC §10).
 
