@@ -274,24 +274,6 @@ class RunDir:
         return yaml.safe_load(path.read_text()) or {}
 
 
-class CellRun(RunDir):
-    """A sweep cell's view of the run directory from an executor worker: checkpoints and sub-runs under the run
-    as usual, its metrics in cells/<id>/metrics.jsonl. Only the sweep's own process writes the run's
-    metrics.jsonl and results.jsonl (cells return their rows)."""
-
-    def __init__(self, path: str | Path, cell_id: str):
-        super().__init__(path)
-        self.cell_id = cell_id
-
-    def log_metrics(self, **metrics) -> None:
-        folder = self.path / "cells" / self.cell_id
-        folder.mkdir(parents=True, exist_ok=True)
-        append_jsonl(folder / METRICS, [metrics])
-
-    def append_results(self, rows: list[dict]) -> None:
-        raise RuntimeError("a sweep cell returns its rows; the sweep's process writes results.jsonl")
-
-
 def model_card(kind: str, model, facts: dict, config_file: Path | None = None) -> str:
     """README.md for a saved checkpoint: HF metadata, what it is, how it was made, how to load it."""
     import hashlib

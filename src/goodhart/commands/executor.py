@@ -17,6 +17,7 @@ from pathlib import Path
 
 from goodhart.errors import GoodhartError
 from goodhart.progress import console
+from goodhart.runs import METRICS, RunDir, append_jsonl
 
 # the variables a cell needs to find its models and caches the way this process does
 FORWARDED_ENV = ("GOODHART_CACHE", "HF_HUB_OFFLINE", "HF_HOME", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -31,6 +32,24 @@ class Cell:
     fn: Callable
     args: tuple
     log: Path
+
+
+class CellRun(RunDir):
+    """A sweep cell's view of the run directory from an executor worker: checkpoints and sub-runs under the run
+    as usual, its metrics in cells/<id>/metrics.jsonl. Only the sweep's own process writes the run's
+    metrics.jsonl and results.jsonl (cells return their rows)."""
+
+    def __init__(self, path: str | Path, cell_id: str):
+        super().__init__(path)
+        self.cell_id = cell_id
+
+    def log_metrics(self, **metrics) -> None:
+        folder = self.path / "cells" / self.cell_id
+        folder.mkdir(parents=True, exist_ok=True)
+        append_jsonl(folder / METRICS, [metrics])
+
+    def append_results(self, rows: list[dict]) -> None:
+        raise RuntimeError("a sweep cell returns its rows; the sweep's process writes results.jsonl")
 
 
 def run_cells(cells: list[Cell], sweep, done: Callable[[str, object], None],

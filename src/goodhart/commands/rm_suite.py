@@ -18,7 +18,7 @@ import numpy as np
 
 from goodhart.bon.curve import POINT_KEYS, bon_curve, resolve_ns
 from goodhart.bon.prompt_stats import mcnemar_exact, paired_difference
-from goodhart.commands.executor import Cell, run_cells, worker_world
+from goodhart.commands.executor import Cell, CellRun, run_cells, worker_world
 from goodhart.commands.run import start_study, world_pools
 from goodhart.config import RMTraining
 from goodhart.device import resolve_device
@@ -31,7 +31,7 @@ from goodhart.reward.normalise import standardise
 from goodhart.reward.run import set_dropout
 from goodhart.reward.train import pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
-from goodhart.runs import CellRun, RunDir, atomic_write_text, finished_units, open_units
+from goodhart.runs import RunDir, atomic_write_text, finished_units, open_units
 from goodhart.sampling.pool import policy_pool
 from goodhart.scoring import score_pairs
 from goodhart.worlds.family import shrink

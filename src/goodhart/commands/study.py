@@ -21,7 +21,7 @@ import numpy as np
 from goodhart.bon.curve import bon_curve, resolve_ns
 from goodhart.bon.fits import chance_test
 from goodhart.commands.executor import Cell as CellTask
-from goodhart.commands.executor import run_cells, worker_world
+from goodhart.commands.executor import CellRun, run_cells, worker_world
 from goodhart.commands.live import StudyTable
 from goodhart.commands.rm_suite import standardised_scores
 from goodhart.commands.run import split_prompts
@@ -38,7 +38,6 @@ from goodhart.reward.warm import weight_average
 from goodhart.runs import (
     CONFIG,
     RESULTS,
-    CellRun,
     RunDir,
     finished_units,
     open_units,
