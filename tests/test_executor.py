@@ -129,3 +129,37 @@ def test_a_failing_run_is_named_while_the_others_finish_and_a_rerun_trains_what_
     run_pareto(cfg, out)
     assert (out / "rloo-beta0.5" / "results.jsonl").stat().st_mtime_ns == mtime  # finished runs are skipped
     assert (out / "jbond-beta0" / "policy").is_dir()
+
+
+@pytest.mark.dist
+def test_ctrl_c_stops_the_sweeps_tasks_and_resume_finishes_it(tmp_path):
+    """SIGINT while cells run on Ray: the command exits, no cell of it keeps running (its workers are gone), and
+    --resume runs only the cells that had not landed, each once."""
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "goodhart.cli", "study", "--world", "smoke", "--out", str(out)]
+    for over in GRID + RAY + ["grid.seeds=[0,1,2]"]:
+        args += ["--set", over]
+    proc = subprocess.Popen(args, env=os.environ | {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline, workers = time.monotonic() + 240, set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        logs = list((out / "logs").glob("*.log")) if (out / "logs").is_dir() else []
+        workers = {int(p.read_text().split()[2]) for p in logs if p.read_text().startswith("worker pid ")}
+        if workers:
+            break
+        time.sleep(0.1)
+    assert workers, "no cell started"
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    time.sleep(2)
+    for pid in workers:  # the workers that ran this sweep's cells were stopped with it
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    landed = {r["cell"] for r in map(json.loads, open(out / "results.jsonl")) if r["study"] == "study_cell"}
+    assert len(landed) < 1 + 4 * 3
+    res = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [(r["cell"], r["aggregation"]) for r in map(json.loads, open(out / "results.jsonl"))
+            if r["study"] == "study_cell"]
+    assert len(rows) == len(set(rows)) == 1 + 4 * 3 * 2

@@ -102,10 +102,17 @@ def test_goodhart_run_on_the_tiny_lab_world(tmp_path):
 @pytest.mark.slow
 def test_lab_world_builds_from_scratch(tmp_path, monkeypatch):
     """The real lab world from an empty cache: the policy's held-out loss is ≥ 2 nats below a random init's
-    (a pretrained LM, not noise) and the gold agrees with its judge on held-out prompts' pairs ≥ 0.65."""
+    (a pretrained LM, not noise), the gold agrees with its judge on held-out prompts' pairs ≥ 0.65, and it has
+    learned the judge's repetition term from its repetition-favoured samples: a loop of one word scores below
+    the policy's plain samples (the gold trained on plain samples alone scored such loops above them)."""
     monkeypatch.setenv("GOODHART_CACHE", str(tmp_path))
     world = lab_world("lab")
     facts = lab_facts("lab")
     assert facts["heldout_loss"] < facts["heldout_loss_init"] - 2.0
     assert facts["heldout_agreement"] >= 0.65 and facts["val_pairs"] >= 1000
     assert len(world.prompts) >= 1000
+    assert facts["repeat_samples_per_prompt"] == 12 and facts["heldout_agreement_all"] >= 0.65
+    prompts = world.prompts[:16]
+    plain = world.gold_scores(prompts, [" the city of the state and its people."] * 16)
+    looped = world.gold_scores(prompts, [" as" * 24] * 16)
+    assert looped.mean() < plain.mean() - 1.0

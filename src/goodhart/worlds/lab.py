@@ -18,6 +18,7 @@ Built once on first use and cached in $GOODHART_CACHE/lab-v1-<name>-<hash>/ (bas
 gold, keyed by the judge too; a killed build resumes from the finished step; the gold's samples are a content-cached pool); `goodhart doctor` shows it.
 """
 
+import copy
 import hashlib
 import json
 import math
@@ -69,7 +70,11 @@ class LabSpec:
     proxy_intermediate: int = 256
     gold_prompts: int = 256
     gold_samples: int = 16
-    gold_pairs: int = 12_000
+    # more samples per gold prompt drawn with a repetition penalty below 1 (which favours repeating tokens): the
+    # degenerate text an optimiser finds, shown to the gold and to no proxy (samples per penalty, the penalties)
+    gold_repeat_samples: int = 4
+    gold_repeat_penalties: tuple[float, ...] = (0.7, 0.5, 0.3)
+    gold_pairs: int = 20_000
     gold_lr: float = 1e-3
     gold_batch: int = 32
     max_new_tokens: int = 24
@@ -78,7 +83,7 @@ class LabSpec:
 
 TINY = LabSpec(vocab=512, layers=2, hidden=32, intermediate=64, epochs=1.0, batch=16, corpus_share=3, gold_lr=3e-3,
                proxy_layers=1, proxy_hidden=16, proxy_intermediate=32, gold_prompts=40, gold_samples=8,
-               gold_pairs=800, max_new_tokens=12)
+               gold_repeat_samples=2, gold_pairs=1200, max_new_tokens=12)
 SPECS = {"lab": LabSpec(), "lab-tiny": TINY}
 
 
@@ -230,20 +235,50 @@ def bt_finetune(model, tok, prompts: list[str], comps: np.ndarray, pairs: np.nda
     return losses
 
 
+@torch.no_grad()
+def repeat_samples(world: World, prompts: list[str], spec: LabSpec) -> np.ndarray:
+    """spec.gold_repeat_samples completions per prompt and penalty of spec.gold_repeat_penalties, drawn by
+    `generate` with that repetition penalty (< 1 multiplies the logits of tokens already in the text up: loops
+    of words and phrases, what RL against a proxy drifts into). Seeded per batch: (B, samples × penalties) str.
+    Drawn with transformers' generate, not the fast engine: it has the repetition processor, and these are few."""
+    tok = copy.copy(world.tokenizer)
+    tok.padding_side = "left"
+    k = spec.gold_repeat_samples
+    rows: list[list[str]] = [[] for _ in prompts]
+    for j, penalty in enumerate(spec.gold_repeat_penalties):
+        for at in range(0, len(prompts), 64):
+            torch.manual_seed(spec.seed * 1_000_003 + 7_919 * j + at)
+            enc = tok([world.render(p) for p in prompts[at: at + 64]], return_tensors="pt", padding=True,
+                      add_special_tokens=world.add_special_tokens)
+            out = world.policy.generate(**enc, do_sample=True, top_k=0, max_new_tokens=spec.max_new_tokens,
+                                        repetition_penalty=penalty, num_return_sequences=k,
+                                        pad_token_id=tok.pad_token_id)
+            texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for i, text in enumerate(texts):
+                rows[at + i // k].append(text)
+    return np.array(rows, dtype=object)
+
+
 def build_gold(world: World, spec: LabSpec, gold_prompts: list[str], target: Path) -> dict:
-    """Sample the policy on the gold's prompts (a content-cached pool), label by the judge, fine-tune the
-    full-size RM on spec.gold_pairs comparisons of the first 80% of prompts, measure its agreement with the
-    judge on the other 20%; write the checkpoint and facts.json into `target` atomically. Returns the facts."""
+    """Sample the policy on the gold's prompts (a content-cached pool) and, with repetition favoured, more
+    (repeat_samples), label all by the judge, fine-tune the full-size RM on spec.gold_pairs within-prompt
+    comparisons of the first 80% of prompts, measure its agreement with the judge on the other 20% (on pairs of
+    plain samples, what the proxies are trained on, and on all pairs); write the checkpoint and facts.json into
+    `target` atomically. Returns the facts."""
     from goodhart.config import SamplingConfig
     from goodhart.sampling.pool import policy_pool
     from goodhart.scoring import score_pairs
 
     start = time.perf_counter()
     sampling = SamplingConfig(max_new_tokens=spec.max_new_tokens, batch_size=512)
-    comps, labels = policy_pool(world, gold_prompts, spec.gold_samples, sampling, spec.seed + 7_919,
-                                "lab world: sample the gold's data")
+    plain, plain_labels = policy_pool(world, gold_prompts, spec.gold_samples, sampling, spec.seed + 7_919,
+                                      "lab world: sample the gold's data")
+    looped = repeat_samples(world, gold_prompts, spec) if spec.gold_repeat_samples else plain[:, :0]
+    comps = np.concatenate([plain, looped], axis=1)
+    labels = np.concatenate([plain_labels, np.asarray(world.gold_scores(
+        [p for p in gold_prompts for _ in range(looped.shape[1])], list(looped.ravel()))).reshape(looped.shape)], 1)
     n_val = max(2, len(gold_prompts) // 5)
-    fit, val = all_pairs(labels[:-n_val]), all_pairs(labels[-n_val:])
+    fit, val, val_all = all_pairs(labels[:-n_val]), all_pairs(plain_labels[-n_val:]), all_pairs(labels[-n_val:])
     fit = fit[np.random.default_rng(spec.seed).permutation(len(fit))[: spec.gold_pairs]]
     policy = Path(world.policy.name_or_path)
     model, tok = proxy_from(policy, spec, spec.seed, spec.layers, spec.hidden, spec.intermediate)
@@ -254,10 +289,13 @@ def build_gold(world: World, spec: LabSpec, gold_prompts: list[str], target: Pat
     t = time.perf_counter()
     score = score_pairs(model, tok, flat, list(comps.ravel()), batch_size=256, max_length=4 * spec.context
                         ).reshape(comps.shape)
-    facts = {"judge": "VADER compound − repetition − share of unknown words (of the completion)", "gold_prompts": len(gold_prompts),
+    facts = {"judge": "VADER compound − repetition − share of unknown words (of the completion)",
+             "gold_prompts": len(gold_prompts),
              "samples_per_prompt": spec.gold_samples, "train_pairs": len(fit), "val_pairs": len(val),
              "train_loss_first": float(np.mean(losses[:10])), "train_loss_last": float(np.mean(losses[-10:])),
+             "repeat_samples_per_prompt": looped.shape[1], "repeat_penalties": list(spec.gold_repeat_penalties),
              "train_agreement": agreement(score[:-n_val], fit), "heldout_agreement": agreement(score[-n_val:], val),
+             "heldout_agreement_all": agreement(score[-n_val:], val_all), "val_pairs_all": len(val_all),
              "gold_params": sum(p.numel() for p in model.parameters()),
              "gold_train_s": train_s, "score_s_per_1000": 1000 * (time.perf_counter() - t) / comps.size,
              "gold_build_s": time.perf_counter() - start}
@@ -324,8 +362,9 @@ def lab_world(name: str = "lab") -> World:
         ood_prompts=read_prompt_file(resources.files("goodhart.worlds") / "data" / "movie_prompts.jsonl"))
     gold_path = gold_dir(name)
     if not (gold_path / "model.safetensors").is_file():
+        looped = spec.gold_repeat_samples * len(spec.gold_repeat_penalties)
         console.print(f"{name} world: training its gold RM once on judge labels of {len(gold_prompts)} prompts × "
-                      f"{spec.gold_samples} samples")
+                      f"({spec.gold_samples} samples + {looped} with repetition favoured)")
         facts = build_gold(world, spec, gold_prompts, gold_path)
         console.print(f"gold RM: held-out agreement with the judge {facts['heldout_agreement']:.3f} on "
                       f"{facts['val_pairs']} pairs, built in {facts['gold_build_s']:.0f} s")
