@@ -62,6 +62,10 @@ CASES = {
     # config
     "undecodable config": (["run", "-c", "{files}/latin1.yaml", "--out", "{out}"], "not UTF-8"),
     "seed beyond 2^32 - 1": (["run", *SMOKE, "--set", "seed=4294967296", "--out", "{out}"], "seed"),
+    "rl leg with an own proxy": (["run", *SMOKE, "--set", "proxy=[{files}/rm]", "--set", "rl.steps=5", "--out",
+                                 "{out}"], "rl.steps"),
+    "rl leg of one rollout": (["run", *SMOKE, "--set", "rl.samples_per_prompt=1", "--out", "{out}"],
+                              "rl.samples_per_prompt"),
     "grid seed beyond 2^32 - 1": (["study", *SMOKE, "--set", "grid.seeds=[4294967296]", "--out", "{out}"], "seeds"),
     "negative suite seed": (["rm", "suite", *SMOKE, "--set", "seeds=[-3]", "--out", "{out}"], "seeds"),
     "empty suite seeds": (["rm", "suite", *SMOKE, "--set", "seeds=[]", "--out", "{out}"], "seeds"),

@@ -152,3 +152,58 @@ def test_report_on_a_directory_without_results(tmp_path):
 def test_help_shows_examples():
     res = goodhart("run", "--help")
     assert res.returncode == 0 and "Example: goodhart run" in res.stdout
+
+
+def _rl_points(fall: float, steps=(0, 10, 20, 30), prompts: int = 16, seed: int = 0) -> list[dict]:
+    """Evaluation rows of a policy run whose per-prompt gold rises to step 10 and then drops by `fall`
+    (plus prompt noise of sd 0.3): what leg_rows reads from a `policy train` run's results."""
+    rng = np.random.default_rng(seed)
+    truth = np.array([0.0, 0.5, 0.5 - fall / 2, 0.5 - fall])
+    per_prompt = truth + 0.3 * rng.standard_normal((prompts, len(steps)))
+    return [{"step": s, "d": float(i), "kl": float(i * i), "gold": float(per_prompt[:, i].mean()),
+             "gold_lo": None, "proxy": float(i), "gold_prompts": per_prompt[:, i].tolist(), "study": "policy",
+             "method": "rloo", "beta_kl": 0.0} for i, s in enumerate(steps)]
+
+
+def test_rl_leg_rows_claim_a_fall_only_when_the_split_half_interval_is_above_zero():
+    """The RL leg's rule is Best-of-n's: a true fall of 1.5 sd over 16 prompts is claimed with its interval
+    above 0 (and its point near 1.5); a flat-after-the-peak curve is not; a curve still rising is named so."""
+    from goodhart.commands.run_rl import leg_rows
+    from goodhart.report.tables import rl_sentence
+
+    stats = {"rm/train_pairs": 64, "rm/val_accuracy": 0.6}
+    falls = leg_rows(_rl_points(1.5), "proxy_64", stats, 400, 0)
+    assert {r["study"] for r in falls} == {"rl"} and {r["reward_model"] for r in falls} == {"proxy_64"}
+    assert falls[-1]["fall_lo"] > 0 and 1.0 < falls[-1]["fall"] < 2.0 and falls[-1]["peak_step"] == 10
+    assert "overoptimization" in rl_sentence("proxy_64", falls) and "RLOO against proxy_64 (64" in rl_sentence(
+        "proxy_64", falls)
+    flat = leg_rows(_rl_points(0.0, seed=1), "proxy", stats, 400, 0)
+    assert flat[-1]["fall_lo"] < 0 < flat[-1]["fall_hi"]
+    rising = [r | {"gold": float(r["step"])} for r in flat]
+    assert "still rising at step 30" in rl_sentence("proxy", rising)
+
+
+def test_run_plot_with_an_rl_leg_has_two_panels_and_no_overlapping_text():
+    from goodhart.commands.run_rl import leg_rows
+    from goodhart.report.plots import plot_bon
+    from test_plots import _overlap, _rows
+
+    stats = {"rm/train_pairs": 64, "rm/val_accuracy": 0.6}
+    rl = leg_rows(_rl_points(1.5), "proxy_64", stats, 100, 0) + leg_rows(_rl_points(0.0), "proxy", stats, 100, 0)
+    fig = plot_bon(_rows(), rl)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip()]
+    clashes = [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if _overlap(ba, bb)]
+    assert not clashes, clashes[:5]
+    panels = [a for a in fig.axes if a.get_legend() is not None]
+    assert len(panels) == 2
+    for a in panels:
+        assert not _overlap(a.get_legend().get_window_extent(renderer), a.get_window_extent(renderer))
+    labels = [t.get_text() for t in panels[1].get_legend().get_texts()]
+    assert any("peak step 10" in s for s in labels), labels

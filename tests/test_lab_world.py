@@ -91,12 +91,26 @@ def test_lab_proxies_are_cut_from_the_pretrained_body_and_are_smaller_than_the_g
     assert small(**enc).logits.shape == (1, 1) and small.config.num_key_value_heads == small.config.num_attention_heads
 
 
-def test_goodhart_run_on_the_tiny_lab_world(tmp_path):
+def test_goodhart_run_on_the_tiny_lab_world_with_its_rl_leg(tmp_path):
+    """Best-of-n curves of the family, then the RL leg against the weakest and the main proxy on the run's
+    prompts: a policy trained and saved per leg (its KL to the initial policy above 0 at the last
+    evaluation), its rows in the run's results in the pool's normalisation, one sentence per leg."""
     res = goodhart("run", "--world", "lab-tiny", "--out", str(tmp_path / "r"))
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "r" / "results.jsonl").read_text().splitlines()]
-    assert {r["world"] for r in rows} == {"lab-tiny"} and {r["reward_model"] for r in rows} >= {"proxy", "gold"}
-    assert "gold" in res.stdout
+    bon = [r for r in rows if r.get("method") == "bon"]
+    assert {r["world"] for r in bon} == {"lab-tiny"} and {r["reward_model"] for r in bon} >= {"proxy", "gold"}
+    rl = [r for r in rows if r.get("study") == "rl"]
+    weakest = min((r for r in bon if r["reward_model"] != "gold"), key=lambda r: r["rm_pairs"])["reward_model"]
+    assert {r["reward_model"] for r in rl} == {weakest, "proxy"}
+    for name in (weakest, "proxy"):
+        leg = sorted((r for r in rl if r["reward_model"] == name), key=lambda r: r["step"])
+        assert [r["step"] for r in leg] == [0, 4, 8] and leg[-1]["kl"] > 0 and leg[0]["kl"] == 0
+        top = next(r for r in bon if r["reward_model"] == name)
+        assert leg[0]["gold_shift"] == top["gold_shift"] and leg[0]["proxy_scale"] == top["proxy_scale"]
+        assert (tmp_path / "r" / "rl" / name / "policy" / "model.safetensors").is_file()
+        assert f"RLOO against {name} (" in res.stdout
+    assert (tmp_path / "r" / "plots" / "bon.png").is_file()
 
 
 @pytest.mark.slow

@@ -7,7 +7,9 @@
 4. normalise gold and each proxy on that pool (SPEC §5) and estimate Best-of-n gold and proxy for
    every n ≤ N and every proxy (SPEC §3) against d = sqrt(KL bound) (SPEC §2), with prompt-bootstrap
    bands, the peak and the paired fall after it (SPEC §11);
-5. write the run directory and the report; print one sentence per proxy and a short table.
+5. with rl.steps > 0 (the lab world's default), train RLOO against the weakest and the main proxy on the
+   same prompts (commands/run_rl.py): RL reaches d far beyond the pool's Best-of-n;
+6. write the run directory and the report; print one sentence per curve and a short table.
 """
 
 import time
@@ -18,6 +20,7 @@ import torch
 
 from goodhart import dist
 from goodhart.bon.curve import bon_curve, resolve_ns
+from goodhart.commands.run_rl import run_rl
 from goodhart.config import RMTraining, RunConfig
 from goodhart.device import resolve_device, seed_everything
 from goodhart.errors import GoodhartError
@@ -220,11 +223,17 @@ def run_bon_study(cfg: RunConfig, out: str | Path, overwrite: bool = False) -> P
     rows, norms = result_rows(world, cfg, family, raw, gold_raw, len(eval_prompts))
     run.append_results(rows)
     g_shift, g_scale = rows[0]["gold_shift"], rows[0]["gold_scale"]
+    t = time.perf_counter()
+    if cfg.rl.steps:
+        rl_rows = run_rl(cfg, run, family, norms, (g_shift, g_scale), (eval_prompts, train_prompts))
+        run.append_results(rl_rows)
+        rows += rl_rows
+    t_rl = time.perf_counter() - t
 
     samples = sample_rows((train_prompts, train_comps, train_gold), (eval_prompts, eval_comps, gold_raw), raw)
     main_stats = family[-1][2]
     run.log_metrics(phase="summary", **main_stats, **{
-        "time/sample_train_s": t_sample_train, "time/sample_eval_s": t_sample_eval,
+        "time/sample_train_s": t_sample_train, "time/sample_eval_s": t_sample_eval, "time/rl_s": t_rl,
         "time/total_s": time.perf_counter() - start, "norm/gold_shift": g_shift, "norm/gold_scale": g_scale,
         "norm/proxy_shift": norms["proxy"][0], "norm/proxy_scale": norms["proxy"][1],
         "processes": dist.world_size(),

@@ -14,12 +14,28 @@ from goodhart.config.base import (
     RewardModelConfig,
     SamplingConfig,
     Seed,
+    Strict,
     Sweep,
     WorldName,
     WorldStudy,
     require_hf,
 )
 from goodhart.config.study import RMSizeSpec
+
+
+class RunRL(Strict):
+    """The RL leg of `goodhart run`: RLOO against proxies of the run's family, on the run's own prompts."""
+
+    steps: int = Field(0, ge=0, description="RLOO steps against each chosen proxy after Best-of-n (0: no RL leg); "
+                                            "Best-of-n stops at d = sqrt(log N − (N−1)/N), RL goes further along d")
+    proxies: Literal["weakest", "weakest+main", "all"] = Field(
+        "weakest+main", description="which proxies of the family the policy is trained against, one run each")
+    lr: float = Field(1e-4, gt=0, le=1.0, description="AdamW learning rate (constant)")
+    beta_kl: float = Field(0.0, ge=0, description="β_KL: KL(π‖π_ref) penalty in the reward (0: none, the most pressure)")
+    batch_prompts: int = Field(16, ge=1, description="prompts per step, drawn from the run's training prompts")
+    samples_per_prompt: int = Field(4, ge=2, description="rollouts per prompt (RLOO's leave-one-out baseline needs 2)")
+    eval_every: int = Field(20, ge=1, description="steps between evaluations on the run's evaluation prompts")
+    eval_samples_per_prompt: int = Field(16, ge=1, description="policy samples per evaluation prompt at each evaluation")
 
 
 class RunConfig(WorldStudy):
@@ -37,10 +53,14 @@ class RunConfig(WorldStudy):
         "auto", description="how own proxies read (prompt, completion): auto = as each was trained (recorded by "
                             "goodhart; trl checkpoints: concat), else its chat template where it has one, else a "
                             "text pair; pair | concat (prompt + completion + eos) | chat (its own template)")
+    rl: RunRL = Field(RunRL(), description="the RL leg: RLOO against the trained proxies after Best-of-n")
 
     @model_validator(mode="after")
     def _check(self):
         N = self.data.eval_samples_per_prompt
+        if self.proxy and self.rl.steps:
+            raise ValueError("the RL leg (rl.steps > 0) trains against the proxies trained here; with your own "
+                             "proxy use `goodhart policy train --set reward_model=…`, or set rl.steps=0")
         if self.bon.ns is not None and max(self.bon.ns) > N:
             raise ValueError(f"bon.ns goes up to {max(self.bon.ns)} but the pool has N = data.eval_samples_per_prompt = {N}")
         if any(p < 2 for p in self.family_pairs) or len(set(self.family_pairs)) < len(self.family_pairs):

@@ -319,9 +319,12 @@ def check_processes(cfg) -> None:
                             "weights small: use parallel=ddp")
 
 
-def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = False) -> Path:
+def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = False,
+                 prompts: tuple[list[str], list[str]] | None = None) -> Path:
     """Train the world's policy against cfg.reward_model into run directory `out`: metrics, results rows
-    (one per evaluation), resumable checkpoints and the final policy. The report is the command's."""
+    (one per evaluation), resumable checkpoints and the final policy. The report is the command's.
+    `prompts`: (eval prompts, train prompts) to use instead of the seeded split of the world's prompts
+    (`goodhart run`'s RL leg evaluates on its Best-of-n prompts)."""
     from goodhart.worlds import load_world
 
     if resume:
@@ -331,7 +334,7 @@ def train_policy(cfg, out: str | Path, resume: bool = False, overwrite: bool = F
     rm = load_reward_model(cfg.reward_model).to(device)
     world = load_world(cfg)
     check_processes(cfg)
-    eval_prompts, train_prompts = split_policy_prompts(cfg, world)
+    eval_prompts, train_prompts = prompts or split_policy_prompts(cfg, world)
     run = _open_run(cfg, Path(out), resume, overwrite)
     s, m = Setup(cfg, world, rm, device), build_models(cfg, world, device)
     state = {"step": 0, "baseline": 0.0, "norm": None}

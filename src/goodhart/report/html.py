@@ -112,6 +112,13 @@ def _facts(rows: list[dict], top: dict) -> list[tuple[str, object]]:
     ]
 
 
+RL_NOTE = """<p>Right: RLOO against the named proxies from the same initial policy, trained on the run's training
+prompts and evaluated on its evaluation prompts every few steps; d = sqrt(KL) is measured (k3 estimator),
+gold and proxy are in the pool's normalisation. RL reaches d far beyond the pool's Best-of-n. Bars: 95%
+bootstrap over evaluation prompts. Each run lives in <code>rl/&lt;proxy&gt;</code>.</p>
+"""
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write plots/bon.{png,svg} and report.html into run_dir from its results.jsonl; returns the html path."""
     run = RunDir(run_dir)
@@ -136,7 +143,8 @@ def build_report(run_dir: str | Path) -> Path:
     if suite:  # one replicate's curves on the plot: the first seed at the largest label noise
         rho, seed = max(r["label_noise"] for r in suite), min(r["seed"] for r in suite)
         rows = [r for r in rows if r.get("label_noise", rho) == rho and r.get("seed", seed) == seed]
-    fig = plot_bon(rows)
+    rl = [r for r in all_rows if r.get("study") == "rl"]  # goodhart run's RL leg
+    fig = plot_bon(rows, rl)
     png = save_figure(run.path, "bon", fig)
     suite_html = _suite_section(run, all_rows) if suite else ""
 
@@ -159,11 +167,11 @@ d = sqrt(KL), KL = log n − (n − 1)/n. Rewards are normalised so the initial 
 unit standard deviation. Bands: 95% bootstrap over prompts (SPEC §11). Overoptimization shows
 as proxy (dashed) still rising while gold (solid) flattens or falls.</p>
 {img_tag(png, "gold and proxy vs sqrt(KL)")}
-<h2>What happened</h2>
+{RL_NOTE if rl else ""}<h2>What happened</h2>
 <p>One line per proxy, by a stated rule: "still rising" when gold is highest at the largest n; a fall
 is claimed only when the paired 95% interval of gold at the peak minus gold at the largest n (peak chosen
 on half the prompts, measured on the other half; SPEC §11) is above 0.</p>
-<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in curve_lines(rows))}</ul>
+<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in curve_lines(rows + rl))}</ul>
 <h2>Key points (selected by the main proxy RM)</h2>
 <table><tr><th></th><th>n</th><th>d</th><th>gold [95% CI]</th><th>proxy [95% CI]</th></tr>{key_html}</table>
 {suite_html}<h2>Setup</h2><table>{fact_html}</table>

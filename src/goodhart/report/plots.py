@@ -14,17 +14,19 @@ def _series(rows: list[dict], key: str) -> list[float]:
     return [float("nan") if r.get(key) is None else r[key] for r in rows]
 
 
-def plot_bon(rows: list[dict]) -> Figure:
+def plot_bon(rows: list[dict], rl: list[dict] = ()) -> Figure:
     """Gao-style figure: gold (solid) and proxy (dashed) Best-of-n reward vs d = sqrt(KL), with bands, for
-    each proxy of a run (reward_model "proxy", "proxy_<P>"), and gold picked by gold (the ceiling).
+    each proxy of a run (reward_model "proxy", "proxy_<P>"), and gold picked by gold (the ceiling); with
+    `rl` rows (`goodhart run`'s RL leg, study "rl"), a second panel: RLOO against each of those proxies,
+    in the same colours, against d = sqrt(KL) measured on the evaluation prompts.
 
     rows: results rows with method 'bon' and columns reward_model, n, d, gold(_lo/_hi), proxy(_lo/_hi).
     """
     bon = [r for r in rows if r.get("method") == "bon"]
     if not bon:
         raise GoodhartError("no Best-of-n rows (method 'bon') in the results table")
-    fig = Figure(figsize=(10, 4.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(14, 6.2) if rl else (10, 4.8), layout="constrained")
+    ax = fig.add_subplot(1, 2 if rl else 1, 1)
     selectors = sorted({r["reward_model"] for r in bon}, key=selector_order)
     if "proxy" not in selectors:  # many proxies (an RM suite): one gold curve each
         return _plot_many(ax, fig, bon, selectors)
@@ -52,15 +54,45 @@ def plot_bon(rows: list[dict]) -> Figure:
     what = (f"{top.get('rm_pairs', '?')} comparisons" if len(proxies) == 1 else
             f"{len(proxies)} proxies (data sizes)")
     ax.set_title(f"Best-of-n on {top.get('world', '?')}: proxy RM {top.get('rm_backbone', '?')}, {what}", fontsize=10)
-    return _finish(ax, bon, "reward (normalised: initial policy mean 0, std 1)")
+    _finish(ax, bon, "reward (normalised: initial policy mean 0, std 1)", below=bool(rl))
+    if rl:
+        colours = {s: SELECTOR_STYLE["proxy"][0] if len(proxies) == 1 else f"C{i % 10}" for i, s in enumerate(selectors)}
+        _plot_rl(fig.add_subplot(1, 2, 2), rl, colours)
+    return fig
 
 
-def _finish(ax, bon: list[dict], ylabel: str) -> Figure:
+def _plot_rl(ax, rl: list[dict], colours: dict[str, str]) -> None:
+    """RLOO against each proxy: gold (solid, bars: 95% over evaluation prompts) and proxy (dashed) vs d."""
+    for name in sorted({r["reward_model"] for r in rl}, key=selector_order):
+        sel = sorted((r for r in rl if r["reward_model"] == name), key=lambda r: r["step"])
+        colour, d = colours.get(name, "C7"), _series(sel, "d")
+        best = max(sel, key=lambda r: r["gold"])
+        peak = f", peak step {best['step']}" if best["step"] < sel[-1]["step"] else ", still rising"
+        ax.errorbar(d, _series(sel, "gold"), yerr=_yerr(sel, "gold"), fmt="-o", ms=3, color=colour, capsize=2,
+                    lw=2, label=f"gold, RLOO vs {sel[0].get('rm_pairs', '?')} comparisons{peak}")
+        ax.plot(d, _series(sel, "proxy"), "--", color=colour, lw=1.5,
+                label=f"proxy, RLOO vs {sel[0].get('rm_pairs', '?')} comparisons")
+    ax.set_xlabel("d = sqrt(KL(π ‖ π_ref))  [k3 on the evaluation prompts]")
+    ax.set_title(f"RLOO (β_KL = {rl[0].get('beta_kl', 0):g}) against the proxies, same prompts", fontsize=10)
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.grid(alpha=0.3)
+    _legend_off_data(ax, below=True)
+
+
+def _legend_off_data(ax, below: bool) -> None:
+    """The legend outside the data: right of the panel, or under it where a second panel sits to the right."""
+    if below:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, borderaxespad=0)
+    else:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def _finish(ax, bon: list[dict], ylabel: str, below: bool = False) -> Figure:
     ax.set_xlabel("d = sqrt(KL(π_BoN ‖ π_ref))  [nats^½, analytic bound]")
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="0.8", lw=0.8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside the data
+    _legend_off_data(ax, below)
     secondary = ax.secondary_xaxis("top", functions=(lambda d: d, lambda d: d))
     # powers of 4: d crowds together at large n, and labels at every power of 2 past 1,024 overlapped
     top = max(r["n"] for r in bon)

@@ -26,6 +26,11 @@ def curve_sentence(name: str, curve: list[dict]) -> str:
     if peak["n"] == last["n"]:
         return f"{who}: gold is still rising at n = {last['n']} ({last['gold']:+.2f}); {rise}."
     head = f"{who}: gold peaks at n = {peak['n']} ({peak['gold']:+.2f}) and is {last['gold']:+.2f} at n = {last['n']}"
+    return _fall_verdict(head, last, rise)
+
+
+def _fall_verdict(head: str, last: dict, rise: str) -> str:
+    """The end of a peaked curve's sentence: a fall only when its paired interval (in `last`) is above 0."""
     if last.get("fall_lo") is None:
         return f"{head}; no paired interval for the fall (needs ≥ 4 prompts and bon.bootstrap > 0); {rise}."
     fall = f"paired fall after the peak {last['fall']:+.2f} [95% CI {last['fall_lo']:+.2f}, {last['fall_hi']:+.2f}]"
@@ -34,9 +39,33 @@ def curve_sentence(name: str, curve: list[dict]) -> str:
     return f"{head}, but the {fall} includes 0: not distinguishable from a plateau; {rise}."
 
 
+def rl_curves(rows: list[dict]) -> dict[str, list[dict]]:
+    """`goodhart run`'s RL-leg rows (study "rl") by proxy, weakest first, each sorted by step."""
+    names = sorted({r["reward_model"] for r in rows if r.get("study") == "rl"}, key=selector_order)
+    return {s: sorted((r for r in rows if r.get("study") == "rl" and r["reward_model"] == s), key=lambda r: r["step"])
+            for s in names}
+
+
+def rl_sentence(name: str, curve: list[dict]) -> str:
+    """What RL against one proxy did, by the rule of curve_sentence: "still rising" when gold is highest at
+    the last evaluation; a fall only when the paired 95% interval of gold at the peak (chosen on half the
+    evaluation prompts) minus gold at the last evaluation (on the other half) is above 0."""
+    top, last = curve[0], curve[-1]
+    who = f"RLOO against {name} ({top.get('rm_pairs', '?')} comparisons)"
+    peak = max(curve, key=lambda r: r["gold"])
+    rise = f"its proxy score goes from {top['proxy']:+.2f} to {last['proxy']:+.2f}"
+    at = f"step {last['step']} (d = {last['d']:.2f})"
+    if peak["step"] == last["step"]:
+        return f"{who}: gold is still rising at {at} ({last['gold']:+.2f}); {rise}."
+    head = (f"{who}: gold peaks at step {peak['step']} (d = {peak['d']:.2f}, {peak['gold']:+.2f}) and is "
+            f"{last['gold']:+.2f} at {at}")
+    return _fall_verdict(head, last, rise)
+
+
 def curve_lines(rows: list[dict]) -> list[str]:
-    """One sentence per proxy curve of a run's results (curve_sentence)."""
-    return [curve_sentence(name, c) for name, c in _curves(rows).items() if name != "gold"]
+    """One sentence per proxy curve of a run's results (curve_sentence), then one per RL leg (rl_sentence)."""
+    return ([curve_sentence(name, c) for name, c in _curves(rows).items() if name != "gold"]
+            + [rl_sentence(name, c) for name, c in rl_curves(rows).items()])
 
 
 def curve_table(rows: list[dict]) -> str:

@@ -44,7 +44,7 @@ def sample_completions(model, tokenizer, texts: list[str], k: int, *, max_new_to
     engine: hf (rollout), prefix (prefix_rollout: the prompts computed once) or fast (fast_rollout: the
     prompts computed once, finished rows dropped, sampling by inverse CDF; the decoder body in `dtype`:
     fp32 by default, bf16 pays only on CPUs with AVX-512 BF16 or AMX, or on a GPU; `cascade`: its
-    shared-prompt attention, by default where prompts repeat — False copies the prompts' cache to every row).
+    shared-prompt attention, by default where prompts repeat and are ≥ 32 tokens — False copies the prompts' cache to every row).
     """
     device = next(model.parameters()).device
     flat = [t for t in texts for _ in range(k)]
@@ -194,11 +194,17 @@ def lm_head_logits(hidden: torch.Tensor, head) -> torch.Tensor:
     return torch.nn.functional.linear(x, w, b)
 
 
-def _prefill(body, tokenizer, texts: list[str], add_special_tokens: bool, cascade: bool):
+# Shared-prompt attention loops over the distinct prompts in Python at every layer and step: it pays where
+# each row would otherwise re-read a long prompt (SmolLM2's chat-rendered prompts, 41–49 tokens), and costs
+# where prompts are short (the lab world's 6–18 tokens; benchmarks/README.md 2026-12-07)
+CASCADE_MIN_PROMPT_TOKENS = 32
+
+
+def _prefill(body, tokenizer, texts: list[str], add_special_tokens: bool, cascade: bool | None):
     """Each distinct prompt run once. Returns (last-position hidden state per row, the KV cache to decode
     on, per-row left-padded prompt ids, attention mask and last position, SharedPrefix or None). With `cascade` the prompts'
     cache stays one per prompt (SharedPrefix) and decoding starts a new cache for the generated tokens;
-    without, the prompts' cache is copied to every row that repeats it."""
+    without, the prompts' cache is copied to every row that repeats it; None decides by the prompts' length."""
     device = next(body.parameters()).device
     first = {t: i for i, t in enumerate(dict.fromkeys(texts))}  # distinct text → its row in the prefill
     prefill_row = torch.tensor([first[t] for t in texts], device=device)
@@ -209,6 +215,8 @@ def _prefill(body, tokenizer, texts: list[str], add_special_tokens: bool, cascad
     cache = _growing_cache(kv_dtype)
     hidden = body(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, past_key_values=cache,
                   use_cache=True).last_hidden_state[:, -1]
+    if cascade is None:  # auto: where prompts repeat and are long enough that reading their cache once pays
+        cascade = len(texts) >= 2 * len(first) and enc["input_ids"].shape[1] >= CASCADE_MIN_PROMPT_TOKENS
     prefix = None
     if cascade:
         prefix, cache = SharedPrefix.of(cache, mask, prefill_row), _growing_cache(kv_dtype)
@@ -224,7 +232,7 @@ def fast_rollout(model, tokenizer, texts: list[str], add_special_tokens: bool, m
 
     Written by hand because generate() cannot do these things a Best-of-n pool needs on a CPU: each
     distinct prompt is prefilled once and its KV cache and last-position logits are shared by every row
-    that repeats it; where prompts repeat (`cascade`; default: ≥ 2 rows per distinct prompt, on SDPA
+    that repeats it; where prompts repeat (`cascade`; default: ≥ 2 rows per distinct prompt of ≥ 32 tokens, on SDPA
     models) the prompt's keys and values stay one copy that its rows attend to together
     (goodhart.sampling.cascade); rows that reached EOS leave the batch once a quarter of it has finished
     (generate keeps computing them until the longest row ends); the KV cache grows in place
@@ -268,11 +276,9 @@ def _fast_tokens(model, tokenizer, texts, add_special_tokens, max_new_tokens, te
     """(completion ids (B, max_new_tokens), their completion mask, prompt ids, prompt mask, with keep_logprobs
     the drawn tokens' log-probabilities under the fp32 logits at temperature 1, else None) of the fast engine."""
     body, head = parts or _decoder_parts(model, torch.float32)
-    if cascade is None:
-        cascade = len(texts) >= 2 * len(set(texts))
     with fast_attention_of(body) as fast:
         return _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p,
-                       cascade and fast, generator, drop_finished, keep_logprobs)
+                       cascade if fast else False, generator, drop_finished, keep_logprobs)
 
 
 def _decode(body, head, tokenizer, texts, add_special_tokens, max_new_tokens, temperature, top_p, cascade,
