@@ -119,7 +119,8 @@ def test_policy_cells_sweep_the_kl_penalty(tmp_path):
 
     rl = {r["claim"]: r for r in claims_table(read_jsonl(out / "results.jsonl")) if r["claim"].startswith(("RL", "≈"))}
     assert set(rl) == {"RL spends more KL than BoN for the same gold", "≈ a KL penalty acts like early stopping"}
-    assert all(r["verdict"] in {"reproduced", "contradicted", "inconclusive", "not measured"} for r in rl.values())
+    assert all(r["verdict"] in {"reproduced", "contradicted", "inconclusive", "not measured", "not reached"}
+               for r in rl.values())
     assert "KL(RL) − KL(BoN)" in rl["RL spends more KL than BoN for the same gold"]["measured"] or \
         rl["RL spends more KL than BoN for the same gold"]["verdict"] == "inconclusive"
 
@@ -185,7 +186,7 @@ def test_claims_on_a_two_seed_study_give_every_row_a_verdict(seeded_study):
     assert res.returncode == 0, res.stderr
     table = (seeded_study / "claims.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and "verdict" not in line]
-    verdicts = {"reproduced", "contradicted", "inconclusive", "not measured"}
+    verdicts = {"reproduced", "contradicted", "inconclusive", "not measured", "not reached"}
     assert len(rows) >= 12 and all(any(f"**{v}**" in line for v in verdicts) for line in rows)
     assert "Rule: reproduced: the 95% interval excludes 0" in table
     seeds = next(line for line in rows if "replicate across seeds" in line)

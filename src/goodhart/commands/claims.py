@@ -10,12 +10,20 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from goodhart.bon.prompt_stats import DRAWS, Z95, interval_sd, pooled
 from goodhart.commands.pareto_claims import pareto_claims
 from goodhart.commands.suite_claims import suite_claims
 from goodhart.errors import GoodhartError
-from goodhart.report.verdicts import RULE, claim_row, equivalence, fmt_estimate, verdict  # noqa: F401 (RULE: the CLI reads it here)
+from goodhart.report.verdicts import (  # noqa: F401 (RULE: the CLI reads it here)
+    NOT_REACHED,
+    RULE,
+    claim_row,
+    equivalence,
+    fmt_estimate,
+    verdict,
+)
 from goodhart.runs import RESULTS, RunDir, atomic_write_text
 
 
@@ -52,8 +60,35 @@ def _fit_key(group, name):
                   [r[f"fit_{name}_ci"][1] for r in got]) if got else None
 
 
-def fall_rows(groups) -> list[dict]:
-    out = []
+def _peak_passed(group: list[dict], max_n: dict[str, int]) -> tuple[int, int]:
+    """(seeds whose gold peaks before the pool's largest n, seeds with a known largest n)."""
+    known = [r for r in group if r.get("cell") in max_n]
+    return sum(r["peak_n"] < max_n[r["cell"]] for r in known), len(known)
+
+
+def fall_p(fall: tuple[float, float, float]) -> float:
+    """One-sided p of "fall > 0" from a pooled (estimate, lo, hi), the interval read as normal."""
+    sd = interval_sd(fall[1], fall[2])
+    return float(stats.norm.sf(fall[0] / sd)) if sd > 0 else float(fall[0] <= 0)
+
+
+def holm(ps: list[float], alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down rule: which hypotheses are rejected at family-wise level alpha."""
+    order = np.argsort(ps)
+    out = [False] * len(ps)
+    for i, j in enumerate(order):
+        if ps[j] > alpha / (len(ps) - i):
+            break
+        out[j] = True
+    return out
+
+
+def fall_rows(groups, max_n: dict[str, int] | None = None) -> list[dict]:
+    """One row per (RM size, data size) cell: the seed-pooled split-half fall, its regime (the curve passed
+    its peak: gold highest before the pool's largest n in a majority of seeds), then the family: how many
+    falls survive Holm over the cells whose regime was reached, and one row per data size pooling its cells."""
+    max_n = max_n or {}
+    out, family, by_data = [], [], defaultdict(list)
     for (size, data), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         fall = _pool_key(group, "fall", "fall_lo", "fall_hi")
         seeds = ", ".join(str(r["seed"]) for r in group)
@@ -61,10 +96,36 @@ def fall_rows(groups) -> list[dict]:
         if fall is None:
             out.append(claim_row(claim, "no paired fall (needs ≥ 4 eval prompts and bon.bootstrap > 0)", "not measured"))
             continue
+        passed, known = _peak_passed(group, max_n)
+        reached = not known or 2 * passed > known
+        regime = (f"peak passed in {passed}/{known} seeds" if known else "peak position unknown") + (
+            "" if reached else ": gold is highest at the pool's largest n, so a fall cannot show (a larger pool "
+            "or RL reaches it)")
         rise = float(np.mean([r["proxy_at_max_n"] for r in group]))
-        out.append(claim_row(claim, f"gold(peak) − gold(max n) {fmt_estimate(fall)}; proxy at max n {rise:+.2f}",
-                        verdict(fall[1], fall[2]) if rise > 0 else "contradicted", seeds))
-    return out
+        measured = f"gold(peak) − gold(max n) {fmt_estimate(fall)}; proxy at max n {rise:+.2f}"
+        v = NOT_REACHED if not reached else verdict(fall[1], fall[2]) if rise > 0 else "contradicted"
+        out.append(claim_row(claim, measured, v, seeds, regime, interval=fall[1:]))
+        by_data[data] += group
+        if reached:
+            family.append((claim, fall))
+    return out + _fall_family(family, by_data)
+
+
+def _fall_family(family: list, by_data: dict) -> list[dict]:
+    claim = "falls across the grid, after Holm over its cells (family-wise 5%)"
+    if not family:
+        rows = [claim_row(claim, "no cell passed its peak", NOT_REACHED, regime="no cell reached")]
+    else:
+        kept = holm([fall_p(f) for _, f in family])
+        names = "; ".join(c[c.index("(") + 1:-1] for (c, _), k in zip(family, kept, strict=True) if k) or "none"
+        rows = [claim_row(claim, f"{sum(kept)} of {len(family)} cells claim a fall after Holm ({names})",
+                          "reproduced" if any(kept) else "inconclusive", regime=f"{len(family)} cells past their peak")]
+    for data, group in sorted(by_data.items()):
+        fall = _pool_key(group, "fall", "fall_lo", "fall_hi")
+        rows.append(claim_row(f"gold falls after its peak, pooled over RM sizes ({data} comparisons)",
+                              f"gold(peak) − gold(max n) {fmt_estimate(fall)} over {len(group)} seed-cells",
+                              verdict(fall[1], fall[2]), interval=fall[1:]))
+    return rows
 
 
 def trend_rows(groups, params: dict) -> list[dict]:
@@ -91,7 +152,8 @@ def _trend(claim: str, cells, name: str, direction: int, what: str) -> dict:
     if len(ests) < 2:
         return claim_row(claim, f"needs ≥ 2 {what} with a fit (the study has {len(ests)})", "not measured")
     s = slope([x for x, _ in ests], *zip(*[e for _, e in ests], strict=True))
-    return claim_row(claim, f"slope per decade {fmt_estimate(s)} over {len(ests)} {what}", verdict(s[1], s[2], direction))
+    return claim_row(claim, f"slope per decade {fmt_estimate(s)} over {len(ests)} {what}", verdict(s[1], s[2], direction),
+                     interval=s[1:])
 
 
 def threshold_row(groups) -> dict:
@@ -180,11 +242,13 @@ def penalty_row(claim: str, policy: dict) -> dict:
     by_rm = defaultdict(dict)
     for pts in policy.values():
         by_rm[(_rm_cell(pts[0]), pts[0]["method"])][pts[0]["kl_penalty"]] = pts
-    diffs = []
+    diffs, passed, frees = [], 0, 0
     for runs in by_rm.values():
         if 0.0 not in runs:
             continue
         free = runs[0.0]
+        frees += 1
+        passed += int(np.argmax([r["gold"] for r in free])) < len(free) - 1
         kl0, g0, se0 = (np.array([r[k] for r in free]) for k in ("kl", "gold", "gold_se"))
         for beta, pts in runs.items():
             end = pts[-1]
@@ -196,8 +260,11 @@ def penalty_row(claim: str, policy: dict) -> dict:
         return claim_row(claim, "needs RL runs at β_KL = 0 and β_KL > 0 whose final KL lies in the β = 0 run's range",
                     "not measured")
     widest = max(diffs, key=lambda t: abs(t[0]))
+    reached = 2 * passed > frees  # early stopping means something only where the β = 0 run's gold peaked
+    regime = f"β = 0 run past its gold peak in {passed}/{frees} cells" + ("" if reached else ": train it longer")
     return claim_row(claim, f"gold(β > 0) − gold(β = 0) at matched KL, largest of {len(diffs)}: {fmt_estimate(widest)}",
-                equivalence(widest[1], widest[2]))
+                     equivalence(widest[1], widest[2]) if reached else NOT_REACHED, regime=regime,
+                     interval=widest[1:])
 
 
 NOT_YET = [("WARM memorises fewer flipped labels than ENS", "run `goodhart claims` on a `goodhart rm suite` dir"),
@@ -217,15 +284,16 @@ def claims_table(rows: list[dict]) -> list[dict]:
         raise GoodhartError("no Best-of-n study cells of single RMs, RM suite rows or policy pareto runs in the "
                             "results; is this a `goodhart study`, `goodhart rm suite` or `goodhart policy pareto` dir?")
     params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
-    out = fall_rows(groups) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
+    max_n = {cell: max(r["n"] for r in pts) for cell, pts in _curves(rows).items() if pts[0].get("method") == "bon"}
+    out = fall_rows(groups, max_n) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
                                                              seeds_row(groups)] + rl_rows(rows)
     return out + [claim_row(c, f"not measured by `goodhart study`: {why}", "not measured") for c, why in NOT_YET]
 
 
 def claims_markdown(table: list[dict]) -> str:
-    lines = ["# Claims", "", f"Rule: {RULE}", "", "| claim | measured (95% interval) | verdict | seeds |",
-             "|---|---|---|---|"]
-    lines += [f"| {r['claim']} | {r['measured']} | **{r['verdict']}** | {r['seeds']} |" for r in table]
+    lines = ["# Claims", "", f"Rule: {RULE}", "", "| claim | measured (95% interval) | regime | verdict | seeds |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['claim']} | {r['measured']} | {r['regime']} | **{r['verdict']}** | {r['seeds']} |" for r in table]
     return "\n".join(lines) + "\n"
 
 

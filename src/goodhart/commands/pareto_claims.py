@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from goodhart.bon.prompt_stats import pooled
 from goodhart.report.matched import common_d, curve, extra_kl, matched
-from goodhart.report.verdicts import claim_row, equivalence, fmt_estimate, verdict
+from goodhart.report.verdicts import NOT_REACHED, claim_row, equivalence, fmt_estimate, verdict
 
 
 def _pool(per_seed: dict) -> tuple[float, float, float]:
@@ -19,14 +19,33 @@ def _pairs(curves: dict, a: str, b: str) -> dict:
     return {s: matched(c[a], c[b], common_d(c[a], c[b]), seed=s) for s, c in curves.items() if a in c and b in c}
 
 
-def _compare(claim: str, curves: dict, a: str, b: str, rule, why: str) -> dict:
+def _compare(claim: str, curves: dict, a: str, b: str, rule, why: str, need=None) -> dict:
+    """gold(a) − gold(b) at matched d, pooled over seeds; `need`: seeds → (reached, regime text), the regime
+    the claim needs (not reached: the verdict is `not reached`, whatever the interval)."""
     got = _pairs(curves, a, b)
     if not got:
         return claim_row(claim, why, "not measured")
     e = _pool(got)
     ds = ", ".join(f"{g['d']:.2f}" for g in got.values())
-    return claim_row(claim, f"gold({a}) − gold({b}) at matched d = {ds} (per seed): {fmt_estimate(e)}", rule(e[1], e[2]),
-                ", ".join(map(str, got)))
+    reached, regime = need(list(got)) if need else (True, "")
+    return claim_row(claim, f"gold({a}) − gold({b}) at matched d = {ds} (per seed): {fmt_estimate(e)}",
+                     rule(e[1], e[2]) if reached else NOT_REACHED, ", ".join(map(str, got)), regime, interval=e[1:])
+
+
+def _needs(summaries: dict, cell: str, what: str):
+    """A regime check over seeds for `cell`'s policy_summary rows: what = "converged" (gold flat between its
+    last two evaluations in every seed) or "past peak" (gold peaks before the last evaluation in a majority)."""
+    def check(seeds: list) -> tuple[bool, str]:
+        rows = [summaries[(s, cell)] for s in seeds if (s, cell) in summaries]
+        if what == "converged":
+            ok = sum(bool(r.get("converged")) for r in rows)
+            text = f"{cell} converged in {ok}/{len(rows)} seeds (gold flat between its last two evaluations)"
+            return bool(rows) and ok == len(rows), text + ("" if rows and ok == len(rows) else ": train it longer")
+        ok = sum(r["peak_step"] < r.get("final_step", r["peak_step"] + 1) for r in rows)
+        text = f"{cell} past its gold peak in {ok}/{len(rows)} seeds"
+        return 2 * ok > len(rows), text + ("" if 2 * ok > len(rows) else ": its gold never peaked, so stopping "
+                                           "early has nothing to match")
+    return check
 
 
 def _curves(rows: list[dict]) -> dict:
@@ -51,7 +70,7 @@ def _extra_kl_row(rows: list[dict], curves: dict) -> dict:
         return claim_row(claim, "no rloo-beta0 run, or Best-of-n never reaches its final gold", "not measured")
     e = _pool(got)
     return claim_row(claim, f"KL(rloo-beta0) − KL(BoN) at RLOO's final gold: {fmt_estimate(e)} nats", verdict(e[1], e[2]),
-                ", ".join(map(str, got)))
+                     ", ".join(map(str, got)), interval=e[1:])
 
 
 def _jeffreys_row(curves: dict) -> dict:
@@ -69,15 +88,18 @@ def _jeffreys_row(curves: dict) -> dict:
 def pareto_claims(rows: list[dict]) -> list[dict]:
     """The policy grid's claims (issue 17 §2), one row per claim (and per β_KL > 0)."""
     curves = _curves(rows)
+    summaries = {(r["seed"], r["cell"]): r for r in rows if r.get("study") == "policy_summary"}
     cells = sorted({c for cs in curves.values() for c in cs if c.split("@")[0] != "bon"})  # the policy runs
     out = [_extra_kl_row(rows, curves)]
     out += [_compare(f"≈ a KL penalty acts like early stopping (β_KL = {c[9:]})", curves, c, "rloo-beta0", equivalence,
-                     "needs rloo-beta0") for c in cells if c.startswith("rloo-beta") and c != "rloo-beta0"
+                     "needs rloo-beta0", _needs(summaries, "rloo-beta0", "past peak"))
+            for c in cells if c.startswith("rloo-beta") and c != "rloo-beta0"
             and "@" not in c]  # rloo-beta0@warm is the reward-model axis (rm_axis_rows), not a KL penalty
     out.append(_compare("J-BOND beats RLOO at matched KL", curves, "jbond-beta0", "rloo-beta0", verdict,
                         "needs jbond-beta0 and rloo-beta0 runs"))
     out += [_compare(f"≈ BOND approaches the BoN frontier ({c})", curves, c, "bon" + c[c.index("@"):] if "@" in c
-                     else "bon", equivalence, "") for c in cells if c.startswith(("bond-", "jbond-"))]
+                     else "bon", equivalence, "", _needs(summaries, c, "converged"))
+            for c in cells if c.startswith(("bond-", "jbond-"))]
     out.append(_jeffreys_row(curves))
     return out + rm_axis_rows(cells, curves)
 

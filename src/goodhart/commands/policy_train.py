@@ -6,6 +6,7 @@ import numpy as np
 
 from goodhart.bon.curve import fit_summary
 from goodhart.bon.fits import fit_rl
+from goodhart.bon.prompt_stats import paired_difference, paired_fall
 from goodhart.policy.train import train_policy
 from goodhart.progress import console
 from goodhart.runs import writer
@@ -38,4 +39,19 @@ def run_summary(points: list[dict]) -> dict:
     curves = np.array(per_prompt).T if all(per_prompt) and len(per_prompt[0]) >= 2 else gold
     if len(points) >= 3 and np.unique(d[d > 0]).size >= 2:
         out |= fit_summary(fit_rl(d, curves))
+    out["final_step"] = points[-1]["step"]
+    if curves.ndim == 2 and len(points) >= 3:
+        out |= regime(curves)
     return out
+
+
+def regime(curves: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
+    """What a policy run reached, from its per-prompt gold (P prompts, L evaluations in step order): the
+    split-half fall after its gold peak (bon.prompt_stats.paired_fall: the peak step chosen on half the
+    prompts, the fall measured on the others; P ≥ 4), and `converged`: gold at the last evaluation minus
+    gold at the one before, paired over prompts, has a 95% interval holding 0 (the run stopped moving
+    within what its prompts can resolve)."""
+    out = paired_fall(curves, n_boot, seed) if curves.shape[0] >= 4 else {}
+    step = paired_difference(curves[:, -1:], curves[:, -2:-1], "last", n_boot, seed)
+    return out | {"last_step_gold": step["diff"], "last_step_gold_lo": step["diff_lo"],
+                  "last_step_gold_hi": step["diff_hi"], "converged": bool(step["diff_lo"] <= 0 <= step["diff_hi"])}

@@ -6,7 +6,7 @@ over seeds (pooled_bon_diffs). Each verdict follows the table's stated rule (rep
 """
 
 from goodhart.report.suite_tables import SETS, pooled_bon_diffs, pooled_tests
-from goodhart.report.verdicts import mcnemar_verdict, verdict
+from goodhart.report.verdicts import claim_row, mcnemar_verdict, verdict
 
 
 def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: bool, rho: float) -> dict:
@@ -14,25 +14,23 @@ def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: 
               and t["label_noise"] == rho), None)
     claim = f"{claim} (ρ = {rho:g})"
     if t is None:
-        return {"claim": claim, "measured": f"no {SETS[kind]} pairs compared at this ρ", "verdict": "not measured",
-                "seeds": ""}
+        return claim_row(claim, f"no {SETS[kind]} pairs compared at this ρ", "not measured")
     d = t["diff"]
     ci = "" if d[1] is None else f" [{d[1]:+.3f}, {d[2]:+.3f}]"
-    return {"claim": claim, "verdict": mcnemar_verdict(t, a_wins), "seeds": str(t["seeds"]),
-            "measured": f"{t['a']} vs {t['b']} on {t['pairs']} {SETS[kind]} pairs: right only {t['only_a']} vs "
-                        f"{t['only_b']}, acc diff {d[0]:+.3f}{ci}, McNemar p {t['p']:.3g}"}
+    return claim_row(claim, f"{t['a']} vs {t['b']} on {t['pairs']} {SETS[kind]} pairs: right only {t['only_a']} vs "
+                            f"{t['only_b']}, acc diff {d[0]:+.3f}{ci}, McNemar p {t['p']:.3g}",
+                     mcnemar_verdict(t, a_wins), str(t["seeds"]), interval=None if d[1] is None else (d[1], d[2]))
 
 
 def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float) -> dict:
     d = next((d for d in diffs if d["a"].startswith(a) and d["stat"] == stat and d["label_noise"] == rho), None)
     claim = f"{claim} (ρ = {rho:g})"
     if d is None:
-        return {"claim": claim, "measured": "no paired Best-of-n difference (needs bon.bootstrap > 0)",
-                "verdict": "not measured", "seeds": ""}
+        return claim_row(claim, "no paired Best-of-n difference (needs bon.bootstrap > 0)", "not measured")
     where = "each one's peak" if stat == "max" else "the largest n"
     e = d["diff"]
-    return {"claim": claim, "verdict": verdict(e[1], e[2]), "seeds": str(d["seeds"]),
-            "measured": f"gold({d['a']}) − gold({d['b']}) at {where}: {e[0]:+.3f} [{e[1]:+.3f}, {e[2]:+.3f}]"}
+    return claim_row(claim, f"gold({d['a']}) − gold({d['b']}) at {where}: {e[0]:+.3f} [{e[1]:+.3f}, {e[2]:+.3f}]",
+                     verdict(e[1], e[2]), str(d["seeds"]), interval=e[1:])
 
 
 def suite_claims(rows: list[dict]) -> list[dict]:

@@ -1,13 +1,25 @@
 """The one stated rule behind every verdict of `goodhart claims` (SPEC §11 "Verdicts"), applied
-mechanically: to an interval (study claims) or to a paired McNemar test (RM-suite claims)."""
+mechanically: to an interval (study claims) or to a paired McNemar test (RM-suite claims); before it, whether
+the regime the claim needs was reached, and for an inconclusive interval, how large an effect it could see."""
+
+from goodhart.bon.prompt_stats import Z95, interval_sd
 
 RULE = ("reproduced: the 95% interval excludes 0 in the claimed direction; contradicted: it excludes 0 in "
         "the other direction; inconclusive: it holds 0; not measured: the study has no rows for it (why is "
         "given). Equivalence claims (marked ≈) are reproduced when the interval lies within ±0.1 gold. "
         "Paired classifier claims (RM suite): reproduced when the exact McNemar p < 0.05 (discordant pairs "
         "summed over seeds) and the claimed model is right on more of them; contradicted when p < 0.05 the "
-        "other way; inconclusive otherwise.")
+        "other way; inconclusive otherwise. Not reached: the regime the claim needs (its row's regime column: a "
+        "curve past its peak, a converged policy) was not reached, so the interval cannot speak to the claim. "
+        "An inconclusive interval states the smallest effect it detects with 80% power: (1.96 + 0.84) × its sd.")
 ALPHA = 0.05
+NOT_REACHED = "not reached"
+POWER_Z = Z95 + 0.841621  # z_0.975 + z_0.80: a two-sided 5% test sees an effect this many sd away 80% of the time
+
+
+def detectable(lo: float, hi: float) -> float:
+    """The smallest |effect| a 95% interval [lo, hi] (read as normal) detects with 80% power."""
+    return POWER_Z * interval_sd(lo, hi)
 
 
 def verdict(lo: float, hi: float, direction: int = 1) -> str:
@@ -28,9 +40,13 @@ def mcnemar_verdict(test: dict, a_wins: bool = True) -> str:
     return "reproduced" if (test["only_a"] > test["only_b"]) == a_wins else "contradicted"
 
 
-def claim_row(claim: str, measured: str, verdict_: str, seeds: str = "") -> dict:
-    """One row of the claims table."""
-    return {"claim": claim, "measured": measured, "verdict": verdict_, "seeds": seeds}
+def claim_row(claim: str, measured: str, verdict_: str, seeds: str = "", regime: str = "",
+              interval: tuple[float, float] | None = None) -> dict:
+    """One row of the claims table. `regime`: what the claim needs and whether it was reached; an
+    inconclusive row with its `interval` (lo, hi) also states the effect its test could have detected."""
+    if verdict_ == "inconclusive" and interval is not None:
+        measured += f"; detects |effect| ≥ {detectable(*interval):.2f} with 80% power"
+    return {"claim": claim, "measured": measured, "regime": regime, "verdict": verdict_, "seeds": seeds}
 
 
 def fmt_estimate(est) -> str:

@@ -1,0 +1,63 @@
+"""A verdict says whether the regime its claim needs was reached (SPEC §11): `not reached` for a curve that
+never passed its peak and for a policy that had not converged, never `contradicted`; an inconclusive row
+states the effect its test could have seen; the fall family is counted after Holm."""
+
+import numpy as np
+
+from goodhart.commands.claims import fall_rows, holm
+from goodhart.commands.pareto_claims import _compare, _needs
+from goodhart.commands.policy_train import regime
+from goodhart.report.verdicts import NOT_REACHED, POWER_Z, detectable, equivalence
+
+
+def _cell(size: str, data: int, fall: tuple, peak_n: int, seeds=(0, 1)) -> list[dict]:
+    return [{"rm_size": size, "data_size": data, "seed": s, "cell": f"{size}-{data}-s{s}", "peak_n": peak_n,
+             "fall": fall[0], "fall_lo": fall[1], "fall_hi": fall[2], "proxy_at_max_n": 1.0} for s in seeds]
+
+
+def test_a_curve_that_never_passed_its_peak_is_not_reached_and_the_family_counts_after_holm():
+    groups = {("s", 64): _cell("s", 64, (0.0, -0.1, 0.1), peak_n=1024),  # gold highest at the pool's end
+              ("s", 512): _cell("s", 512, (0.5, 0.3, 0.7), peak_n=128),
+              ("l", 512): _cell("l", 512, (0.05, -0.2, 0.3), peak_n=256)}
+    max_n = {r["cell"]: 1024 for g in groups.values() for r in g}
+    rows = {r["claim"]: r for r in fall_rows(groups, max_n)}
+    never = rows["proxy rises while gold peaks and falls (s, 64 comparisons)"]
+    assert never["verdict"] == NOT_REACHED and "peak passed in 0/2 seeds" in never["regime"]
+    assert rows["proxy rises while gold peaks and falls (s, 512 comparisons)"]["verdict"] == "reproduced"
+    small = rows["proxy rises while gold peaks and falls (l, 512 comparisons)"]
+    assert small["verdict"] == "inconclusive" and "detects |effect| ≥" in small["measured"]
+    family = rows["falls across the grid, after Holm over its cells (family-wise 5%)"]
+    assert family["measured"].startswith("1 of 2 cells claim a fall after Holm (s, 512 comparisons)")
+    assert {c for c in rows if c.startswith("gold falls after its peak, pooled")} == {
+        "gold falls after its peak, pooled over RM sizes (64 comparisons)",
+        "gold falls after its peak, pooled over RM sizes (512 comparisons)"}
+
+
+def test_holm_hand_values_and_the_detectable_effect():
+    assert holm([0.01, 0.04, 0.03]) == [True, False, False]  # 0.01 ≤ 0.05/3; 0.03 > 0.05/2 stops
+    assert holm([0.01, 0.02, 0.04]) == [True, True, True]  # 0.01 ≤ 0.0167, 0.02 ≤ 0.025, 0.04 ≤ 0.05
+    assert holm([0.2]) == [False]
+    # a 95% interval ±0.196 is a normal of sd 0.1: 80% power at (1.96 + 0.84) sd = 0.28
+    assert abs(detectable(-0.196, 0.196) - 0.28) < 0.001 and abs(POWER_Z - 2.8016) < 1e-3
+
+
+def _policy(slope_end: float, P: int = 16, L: int = 6, seed: int = 0) -> np.ndarray:
+    """(P, L) per-prompt gold: rises 0.4 an evaluation, then by `slope_end` over the last step."""
+    rng = np.random.default_rng(seed)
+    truth = np.r_[0.4 * np.arange(L - 1), 0.4 * (L - 2) + slope_end]
+    return truth + rng.normal(0, 0.3, (P, 1)) + rng.normal(0, 0.1, (P, L))
+
+
+def test_a_run_still_climbing_is_not_converged_and_its_bond_row_is_not_reached():
+    assert not regime(_policy(0.4))["converged"] and regime(_policy(0.0))["converged"]
+    d = np.arange(6) * 0.5
+    curves = {0: {"bond-forward": (d, _policy(0.4)), "bon": (d, _policy(0.0, seed=1))}}
+    summaries = {(0, "bond-forward"): {"converged": regime(_policy(0.4))["converged"], "peak_step": 5,
+                                       "final_step": 5}}
+    row = _compare("≈ BOND approaches the BoN frontier (bond-forward)", curves, "bond-forward", "bon", equivalence,
+                   "", _needs(summaries, "bond-forward", "converged"))
+    assert row["verdict"] == NOT_REACHED and "converged in 0/1 seeds" in row["regime"], row
+    summaries[(0, "bond-forward")]["converged"] = True
+    row = _compare("≈ BOND approaches the BoN frontier (bond-forward)", curves, "bond-forward", "bon", equivalence,
+                   "", _needs(summaries, "bond-forward", "converged"))
+    assert row["verdict"] != NOT_REACHED and "converged in 1/1 seeds" in row["regime"]
