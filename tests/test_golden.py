@@ -1,56 +1,33 @@
-"""Golden outputs of the smoke world: `run`, `rm suite`, `study`, `stopping` and `policy train` write the
-same files with the same numbers (to 1e-9) as the stored reference, so a refactor that is not meant to
-change results is caught changing them. Pools are drawn with sampling.engine=hf, the engine the references
-were written with; timing fields (`time/…`, `…_s`, `…per_s`) and paths are left out (they differ run to run).
+"""Golden outputs of the smoke world: `run`, `rm suite`, `study`, `stopping`, `rm train` and `policy train`
+write the same files with the same numbers as the one stored reference (tests/golden/smoke.json), within
+each command's tolerance, on any CPU, so a refactor that is not meant to change results is caught
+changing them. Pools are drawn with sampling.engine=hf; timing fields (`time/…`, `…_s`, `…per_s`) and
+paths are left out (they differ run to run). Strings, integers and the files written must be equal.
 
-Why one reference per CPU: the same code rounds matrix products differently on AVX-512 and AVX2 kernels and
-across microarchitectures (relative differences ~1e-6 in RM margins, amplified by training), so 1e-9 equality
-holds only where a reference was written: `smoke-<capability>-<vendor-family-model>.json` where it exists, else
-`smoke-<capability>.json`. Rewrite a reference (`python tests/test_golden.py --write`) only for a change meant
-to change results, and say so in the commit message; which commands each file covers, and why, is in the git log.
+Why tolerances, and these: matrix products round differently on AVX2, AVX-512 and scalar kernels, and
+training amplifies the difference. TOLERANCE is at least ten times the largest relative difference measured between
+the reference's own command run with torch's AVX2 kernels and with its scalar ones (ATEN_CPU_CAPABILITY=
+default, MKL_ENABLE_INSTRUCTIONS=SSE4_2, ONEDNN_MAX_CPU_ISA=SSE41) on one machine, and between AVX2 and
+AVX-512 machines' earlier references; the numbers are in benchmarks/README.md (2026-12-07). `run` and
+`stopping` train their proxy at rm.lr 5e-4: at the smoke preset's 2e-3 the same rounding moved proxy scores
+by up to 1.09 (chaotic training), at 5e-4 by 5e-4. Rewrite the reference (`python tests/test_golden.py
+--write`) only for a change meant to change results, and say so in the commit message.
 """
 
 import json
 import math
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-import torch
 
-CAPABILITY = torch.backends.cpu.get_cpu_capability()  # AVX2, AVX512, …: float rounding differs between them
-
-
-def cpu_model() -> str:
-    """'vendor-family-model' from /proc/cpuinfo ('' where there is none): two CPUs of one capability can still
-    round differently (the BLAS picks its kernels per microarchitecture: measured on an AMD family 25 model 17,
-    median 1e-6 relative from the AVX-512 reference written on another AVX-512 machine)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return ""
-    fields: dict[str, str] = {}
-    for key, _, value in (line.partition(":") for line in lines):
-        fields.setdefault(key.strip(), value.strip())
-    return "-".join(fields.get(k, "") for k in ("vendor_id", "cpu family", "model")).replace(" ", "")
-
-
-def model_path(capability: str, model: str, folder: Path = Path(__file__).parent / "golden") -> Path:
-    """The reference of one CPU model (what `--write` writes)."""
-    return folder / f"smoke-{capability}-{model}.json"
-
-
-def reference_path(capability: str, model: str, folder: Path = Path(__file__).parent / "golden") -> Path:
-    """This CPU model's reference when one was written, else its capability's."""
-    specific = model_path(capability, model, folder)
-    return specific if model and specific.is_file() else folder / f"smoke-{capability}.json"
-
-
-MODEL = cpu_model()
-GOLDEN = reference_path(CAPABILITY, MODEL)
+GOLDEN = Path(__file__).parent / "golden" / "smoke.json"
 COMPARED = ("results.jsonl", "metrics.jsonl", "samples.jsonl", "table.md", "curves.json")
-TOL = 1e-9
+# relative tolerance per command, |got − want| ≤ TOL · max(1, |want|): see the module docstring
+TOLERANCE = {"run": 6e-3, "rm suite": 1e-3, "study": 2e-3, "stopping": 1e-3, "rm train": 3e-3,
+             "policy train rloo": 2e-2, "policy train jbond": 2e-2}
 
 
 def _timing(key: str) -> bool:
@@ -90,8 +67,9 @@ def golden_outputs(tmp: Path) -> dict:
 
     out = {}
     hf = "sampling.engine=hf"  # the engine the reference was sampled with (the default became fast in issue 16)
+    calm = "rm.lr=5.0e-4"  # the smoke preset's 2e-3 turns ISA rounding into O(1) proxy differences (docstring)
     run_bon_study(config.load_run_config(world="smoke", overrides=["data.eval_samples_per_prompt=32", "bon.bootstrap=20",
-                                                                  hf]), tmp / "run")
+                                                                  hf, calm]), tmp / "run")
     out["run"] = _snapshot(tmp / "run")
     run_rm_suite(config.load_rm_suite_config(world="smoke", overrides=["members=2", "warm_sizes=[2]", hf,
                                                                  "data.eval_samples_per_prompt=16"]), tmp / "suite")
@@ -100,7 +78,7 @@ def golden_outputs(tmp: Path) -> dict:
         "grid.data_sizes=[48]", "data.eval_samples_per_prompt=16", "bon.bootstrap=20",
         "grid.aggregation=[single,ens,warm]", "members=2", hf]), tmp / "study")
     out["study"] = _snapshot(tmp / "study")
-    run_stopping(config.load_stopping_config(world="smoke", overrides=["data.eval_prompts=6", hf,
+    run_stopping(config.load_stopping_config(world="smoke", overrides=["data.eval_prompts=6", hf, calm,
                                                                  "data.eval_samples_per_prompt=16"]), tmp / "stopping")
     out["stopping"] = _snapshot(tmp / "stopping")
     train_rm_run(config.load_rm_train_config(world="smoke", overrides=["rm.epochs=2", hf]), tmp / "rm")
@@ -112,21 +90,35 @@ def golden_outputs(tmp: Path) -> dict:
     return out
 
 
-def _assert_close(got, want, where: str) -> None:
+def _assert_close(got, want, where: str, tol: float) -> None:
     if isinstance(want, dict):
         assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(set(got) ^ set(want))}"
         for k in want:
-            _assert_close(got[k], want[k], f"{where}.{k}")
+            _assert_close(got[k], want[k], f"{where}.{k}", tol)
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), f"{where}: length {len(got)} vs {len(want)}"
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            _assert_close(g, w, f"{where}[{i}]")
+            _assert_close(g, w, f"{where}[{i}]", tol)
     elif isinstance(want, float) and not isinstance(got, bool):
         assert isinstance(got, int | float), f"{where}: {got!r} vs {want!r}"
-        assert (math.isnan(want) and math.isnan(got)) or got == want or abs(got - want) <= TOL * max(1.0, abs(want)), \
-            f"{where}: {got!r} vs {want!r}"
+        assert (math.isnan(want) and math.isnan(got)) or got == want or abs(got - want) <= tol * max(1.0, abs(want)), \
+            f"{where}: {got!r} vs {want!r} (tolerance {tol:g})"
+    elif isinstance(want, str) and where.endswith(".md"):  # a rendered table: its numbers within tol, words equal
+        assert isinstance(got, str), f"{where}: {got!r} vs {want!r}"
+        _assert_close(_tokens(got), _tokens(want), where + " (tokens)", tol)
     else:
         assert got == want, f"{where}: {got!r} vs {want!r}"
+
+
+def _tokens(text: str) -> list:
+    """A text as its words and numbers (numbers as floats), so a table is compared within a tolerance."""
+    out = []
+    for tok in re.findall(r"[-+−]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?|\S", text):
+        try:
+            out.append(float(tok.replace("−", "-").replace(",", "")))
+        except ValueError:
+            out.append(tok)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -134,34 +126,26 @@ def outputs(tmp_path_factory):
     return golden_outputs(tmp_path_factory.mktemp("golden"))
 
 
-@pytest.mark.parametrize("command", ["run", "rm suite", "study", "stopping", "rm train", "policy train rloo",
-                                     "policy train jbond"])
-def test_smoke_outputs_equal_the_pre_refactor_commit(outputs, command):
-    if not GOLDEN.is_file():
-        pytest.skip(f"no golden reference for CPU capability {CAPABILITY} (matrix products round differently "
-                    f"on each ISA; write one with python tests/test_golden.py --write)")
-    reference = json.loads(GOLDEN.read_text())
-    if command not in reference:
-        pytest.skip(f"{GOLDEN.name} has no '{command}' entry (its output changed by design since that reference "
-                    "was written on a CPU of this capability; see the docstring)")
-    want = reference[command]
+@pytest.mark.parametrize("command", sorted(TOLERANCE))
+def test_smoke_outputs_equal_the_reference_within_the_cross_cpu_tolerance(outputs, command):
+    want = json.loads(GOLDEN.read_text())[command]
     got = json.loads(json.dumps(outputs[command]))  # same types as the stored reference
     assert got["files"] == want["files"]
-    _assert_close(got["content"], want["content"], command)
+    _assert_close(got["content"], want["content"], command, TOLERANCE[command])
 
 
-def test_reference_path_prefers_this_cpu_models_file_then_the_capabilitys(tmp_path):
-    (tmp_path / "smoke-AVX512.json").write_text("{}")
-    assert reference_path("AVX512", "AuthenticAMD-25-17", tmp_path).name == "smoke-AVX512.json"
-    (tmp_path / "smoke-AVX512-AuthenticAMD-25-17.json").write_text("{}")
-    assert reference_path("AVX512", "AuthenticAMD-25-17", tmp_path).name == "smoke-AVX512-AuthenticAMD-25-17.json"
-    assert reference_path("AVX512", "GenuineIntel-6-106", tmp_path).name == "smoke-AVX512.json"
-    assert reference_path("AVX512", "", tmp_path).name == "smoke-AVX512.json"
+def test_the_tolerance_catches_a_change_beyond_it():
+    """A number moved by twice a command's tolerance fails the comparison; within it, passes; a word fails."""
+    want = {"a": [1.0, 2.5], "t.md": "| n | 10 | +0.125 |"}
+    _assert_close({"a": [1.0, 2.5 + 2.4e-3], "t.md": "| n | 10 | +0.1251 |"}, want, "x", 1e-3)
+    with pytest.raises(AssertionError):
+        _assert_close({"a": [1.0, 2.5 + 5.1e-3], "t.md": want["t.md"]}, want, "x", 1e-3)
+    with pytest.raises(AssertionError):
+        _assert_close({"a": want["a"], "t.md": "| m | 10 | +0.125 |"}, want, "x", 1e-3)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     with tempfile.TemporaryDirectory() as tmp:
-        GOLDEN = model_path(CAPABILITY, MODEL) if MODEL else GOLDEN
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(golden_outputs(Path(tmp)), indent=0, sort_keys=True))
         print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size} bytes)")
