@@ -35,3 +35,32 @@ def test_links_in_readme_and_docs_resolve():
             elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
                 dead.append(f"{md.relative_to(ROOT)} → {target} (no such heading)")
     assert not dead, dead
+
+
+def _build_site(docs: Path, site: Path):
+    import os
+    import subprocess
+    import sys
+
+    cfg = (ROOT / "mkdocs.yml").read_text().replace("docs_dir: docs", f"docs_dir: {docs}")
+    site.parent.mkdir(parents=True, exist_ok=True)
+    (site.parent / "mkdocs.yml").write_text(cfg)
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(site.parent / "mkdocs.yml"),
+                           "-d", str(site)], capture_output=True, text=True, env=os.environ | {"NO_MKDOCS_2_WARNING": "1"})
+
+
+def test_docs_site_builds_strict_with_the_figure_and_tables_rendered(tmp_path):
+    """mkdocs (material) over docs/ with --strict: every page in the nav builds, a link to a missing page
+    fails the build; the lab-world page renders its figure and its tables as HTML."""
+    res = _build_site(ROOT / "docs", tmp_path / "site")
+    assert res.returncode == 0, res.stderr[-2000:]
+    page = (tmp_path / "site" / "lab_world" / "index.html").read_text()
+    assert 'src="../img/run_lab.png"' in page and "<table>" in page and "<h2 id=\"the-default-run\">" in page
+    assert (tmp_path / "site" / "img" / "run_lab.png").is_file()
+    import shutil
+
+    broken = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", broken)
+    (broken / "index.md").write_text((broken / "index.md").read_text() + "\n[gone](no_such_page.md)\n")
+    res = _build_site(broken, tmp_path / "broken" / "site")
+    assert res.returncode != 0 and "no_such_page.md" in res.stderr
