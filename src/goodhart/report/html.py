@@ -144,8 +144,7 @@ def build_report(run_dir: str | Path) -> Path:
         rho, seed = max(r["label_noise"] for r in suite), min(r["seed"] for r in suite)
         rows = [r for r in rows if r.get("label_noise", rho) == rho and r.get("seed", seed) == seed]
     rl = [r for r in all_rows if r.get("study") == "rl"]  # goodhart run's RL leg
-    fig = plot_bon(rows, rl)
-    png = save_figure(run.path, "bon", fig)
+    png = save_figure(run.path, "bon", plot_bon(rows, rl))
     suite_html = _suite_section(run, all_rows) if suite else ""
 
     top = next((r for r in rows if r["reward_model"] == "proxy"), rows[0])

@@ -241,21 +241,17 @@ def repeat_samples(world: World, prompts: list[str], spec: LabSpec) -> np.ndarra
     `generate` with that repetition penalty (< 1 multiplies the logits of tokens already in the text up: loops
     of words and phrases, what RL against a proxy drifts into). Seeded per batch: (B, samples × penalties) str.
     Drawn with transformers' generate, not the fast engine: it has the repetition processor, and these are few."""
-    tok = copy.copy(world.tokenizer)
+    tok, k, starts = copy.copy(world.tokenizer), spec.gold_repeat_samples, range(0, len(prompts), 64)
     tok.padding_side = "left"
-    k = spec.gold_repeat_samples
     rows: list[list[str]] = [[] for _ in prompts]
-    starts = range(0, len(prompts), 64)
-    with progress_bar(len(spec.gold_repeat_penalties) * len(starts), "lab world: sample repetition-favoured data "
-                      "(batches)") as advance:
+    with progress_bar(len(spec.gold_repeat_penalties) * len(starts), "lab world: sample repetition-favoured data") as advance:
         for j, penalty in enumerate(spec.gold_repeat_penalties):
             for at in starts:
                 torch.manual_seed(spec.seed * 1_000_003 + 7_919 * j + at)
                 enc = tok([world.render(p) for p in prompts[at: at + 64]], return_tensors="pt", padding=True,
                           add_special_tokens=world.add_special_tokens)
                 out = world.policy.generate(**enc, do_sample=True, top_k=0, max_new_tokens=spec.max_new_tokens,
-                                            repetition_penalty=penalty, num_return_sequences=k,
-                                            pad_token_id=tok.pad_token_id)
+                                            repetition_penalty=penalty, num_return_sequences=k, pad_token_id=tok.pad_token_id)
                 texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 for i, text in enumerate(texts):
                     rows[at + i // k].append(text)
