@@ -5,7 +5,7 @@ from matplotlib.figure import Figure
 
 from goodhart.bon.estimator import kl_bound
 from goodhart.errors import GoodhartError
-from goodhart.report.tables import selector_order
+from goodhart.report.tables import rl_curves, selector_order
 
 SELECTOR_STYLE = {"proxy": ("C0", "selected by proxy RM"), "gold": ("0.55", "selected by gold (oracle)")}
 
@@ -31,12 +31,14 @@ def plot_bon(rows: list[dict], rl: list[dict] = ()) -> Figure:
     if "proxy" not in selectors:  # many proxies (an RM suite): one gold curve each
         return _plot_many(ax, fig, bon, selectors)
     proxies = [s for s in selectors if s.startswith("proxy")]
-    for i, selector in enumerate(selectors):
+    # one colour per proxy, shared by the RL panel
+    colours = {s: SELECTOR_STYLE["proxy"][0] if len(proxies) == 1 else f"C{i % 10}" for i, s in enumerate(selectors)}
+    for selector in selectors:
         sel = sorted((r for r in bon if r["reward_model"] == selector), key=lambda r: r["n"])
         if selector == "gold":
             color, label = SELECTOR_STYLE["gold"]
         else:
-            color = SELECTOR_STYLE["proxy"][0] if len(proxies) == 1 else f"C{i % 10}"
+            color = colours[selector]
             label = (SELECTOR_STYLE["proxy"][1] if len(proxies) == 1 else
                      f"{sel[0].get('rm_pairs', '?')} comparisons (acc {sel[0].get('rm_val_acc') or float('nan'):.2f})")
         d = _series(sel, "d")
@@ -56,15 +58,13 @@ def plot_bon(rows: list[dict], rl: list[dict] = ()) -> Figure:
     ax.set_title(f"Best-of-n on {top.get('world', '?')}: proxy RM {top.get('rm_backbone', '?')}, {what}", fontsize=10)
     _finish(ax, bon, "reward (normalised: initial policy mean 0, std 1)", below=bool(rl))
     if rl:
-        colours = {s: SELECTOR_STYLE["proxy"][0] if len(proxies) == 1 else f"C{i % 10}" for i, s in enumerate(selectors)}
         _plot_rl(fig.add_subplot(1, 2, 2), rl, colours)
     return fig
 
 
 def _plot_rl(ax, rl: list[dict], colours: dict[str, str]) -> None:
     """RLOO against each proxy: gold (solid, bars: 95% over evaluation prompts) and proxy (dashed) vs d."""
-    for name in sorted({r["reward_model"] for r in rl}, key=selector_order):
-        sel = sorted((r for r in rl if r["reward_model"] == name), key=lambda r: r["step"])
+    for name, sel in rl_curves(rl).items():
         colour, d = colours.get(name, "C7"), _series(sel, "d")
         best = max(sel, key=lambda r: r["gold"])
         peak = f", peak step {best['step']}" if best["step"] < sel[-1]["step"] else ", still rising"

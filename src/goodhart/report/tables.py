@@ -6,12 +6,16 @@ def selector_order(name: str) -> tuple:
     return name == "gold", name == "proxy", len(name), name
 
 
+def _by_reward_model(rows: list[dict], keep, order: str) -> dict[str, list[dict]]:
+    """The rows `keep` accepts, by reward model (weakest proxy first, gold last), each sorted by `order`."""
+    kept = [r for r in rows if keep(r)]
+    names = sorted({r["reward_model"] for r in kept}, key=selector_order)
+    return {s: sorted((r for r in kept if r["reward_model"] == s), key=lambda r: r[order]) for s in names}
+
+
 def _curves(rows: list[dict]) -> dict[str, list[dict]]:
     """Best-of-n rows by selector, each sorted by n: the proxies (weakest first), then gold."""
-    names = sorted({r["reward_model"] for r in rows if r.get("method") == "bon"},
-                   key=selector_order)
-    return {s: sorted((r for r in rows if r.get("method") == "bon" and r["reward_model"] == s), key=lambda r: r["n"])
-            for s in names}
+    return _by_reward_model(rows, lambda r: r.get("method") == "bon", "n")
 
 
 def curve_sentence(name: str, curve: list[dict]) -> str:
@@ -41,9 +45,7 @@ def _fall_verdict(head: str, last: dict, rise: str) -> str:
 
 def rl_curves(rows: list[dict]) -> dict[str, list[dict]]:
     """`goodhart run`'s RL-leg rows (study "rl") by proxy, weakest first, each sorted by step."""
-    names = sorted({r["reward_model"] for r in rows if r.get("study") == "rl"}, key=selector_order)
-    return {s: sorted((r for r in rows if r.get("study") == "rl" and r["reward_model"] == s), key=lambda r: r["step"])
-            for s in names}
+    return _by_reward_model(rows, lambda r: r.get("study") == "rl", "step")
 
 
 def rl_sentence(name: str, curve: list[dict]) -> str:
