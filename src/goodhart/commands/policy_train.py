@@ -46,7 +46,7 @@ def run_summary(points: list[dict]) -> dict:
 
 
 def regime(curves: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
-    """What a policy run reached, from its per-prompt gold (P prompts, L evaluations in step order): the
+    """What a policy run reached (SPEC §11), from its per-prompt gold (P prompts, L evaluations in step order): the
     split-half fall after its gold peak (bon.prompt_stats.paired_fall: the peak step chosen on half the
     prompts, the fall measured on the others; P ≥ 4), and `converged`: gold at the last evaluation minus
     gold at the one before, paired over prompts, has a 95% interval holding 0 (the run stopped moving
