@@ -1,6 +1,7 @@
 """The `goodhart` CLI end to end on the smoke world, and its one-line errors (exit 2)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -207,3 +208,46 @@ def test_run_plot_with_an_rl_leg_has_two_panels_and_no_overlapping_text():
         assert not _overlap(a.get_legend().get_window_extent(renderer), a.get_window_extent(renderer))
     labels = [t.get_text() for t in panels[1].get_legend().get_texts()]
     assert any("peak step 10" in s for s in labels), labels
+
+
+def _untimed(path):
+    return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in open(path)]
+
+
+def test_run_reuses_cached_proxies_and_writes_the_same_files(tmp_path):
+    """A second run with the same settings takes its proxies from the cache (it says so) and writes the same
+    checkpoints, training log, results and samples as the run that trained them."""
+    env = dict(os.environ, GOODHART_CACHE=str(tmp_path / "cache"))
+    first, second = tmp_path / "a", tmp_path / "b"
+    logs = []
+    for out in (first, second):
+        res = goodhart("run", "--world", "smoke", "--out", str(out), *SMALL, env=env)
+        assert res.returncode == 0, res.stderr
+        logs.append(" ".join(res.stderr.split()))  # rich may wrap a long line
+    assert "from the cache" not in logs[0] and logs[1].count("from the cache") == 3, logs[1]
+    for name in ("proxy_rm_128", "proxy_rm_512", "proxy_rm"):
+        assert (first / name / "model.safetensors").read_bytes() == (second / name / "model.safetensors").read_bytes()
+    for name in ("metrics.jsonl", "results.jsonl", "samples.jsonl"):
+        assert _untimed(first / name) == _untimed(second / name), name
+    assert any("loss/bt" in m for m in _untimed(second / "metrics.jsonl"))  # the replayed training log
+
+
+def test_proxy_cache_key_changes_with_what_the_proxy_learns_from():
+    """The cache key moves with the training data, rm settings, seed and subset size (and not otherwise)."""
+    from types import SimpleNamespace
+
+    from goodhart.commands.proxy_cache import proxy_key
+    from goodhart.config import RMTraining, load_run_config
+
+    cfg = load_run_config(world="smoke")
+    world = SimpleNamespace(name="smoke", policy_id="p", proxy_name="x", gold_name="g")
+    comps, gold = np.array([["a", "b"]]), np.array([[0.0, 1.0]])
+    base = proxy_key(world, cfg, RMTraining.of(cfg), ["q"], comps, gold, 64)
+    assert base == proxy_key(world, cfg, RMTraining.of(cfg), ["q"], comps, gold, 64)
+    lr = load_run_config(world="smoke", overrides=["rm.lr=1.0e-4"])
+    seed = load_run_config(world="smoke", overrides=["seed=3"])
+    assert len({base, proxy_key(world, lr, RMTraining.of(lr), ["q"], comps, gold, 64),
+                proxy_key(world, seed, RMTraining.of(seed), ["q"], comps, gold, 64),
+                proxy_key(world, cfg, RMTraining.of(cfg), ["q"], comps, gold + 1, 64),
+                proxy_key(world, cfg, RMTraining.of(cfg), ["q"], np.array([["a", "c"]]), gold, 64),
+                proxy_key(world, cfg, RMTraining.of(cfg), ["q"], comps, gold, 128)}) == 6

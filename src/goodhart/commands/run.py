@@ -20,6 +20,7 @@ import torch
 
 from goodhart import dist
 from goodhart.bon.curve import bon_curve, resolve_ns
+from goodhart.commands import proxy_cache
 from goodhart.commands.run_rl import run_rl
 from goodhart.config import RMTraining, RunConfig
 from goodhart.device import resolve_device, seed_everything
@@ -106,20 +107,31 @@ def train_proxies(world: World, cfg: RunConfig, run: RunDir, prompts: list[str],
     skipped = sorted(p for p in cfg.family_pairs if p >= len(train))
     if skipped:
         console.print(f"family_pairs {skipped}: skipped, not below the main proxy's {len(train)} comparisons")
-    family = []
+    family, training = [], RMTraining.of(cfg)
     for size in sorted(p for p in cfg.family_pairs if p < len(train)) + [len(train)]:
         name = "proxy" if size == len(train) else f"proxy_{size}"
-        idx = np.arange(size)
-        model, tok = world.make_proxy(cfg.seed)
-        model.to(device)
-        stats = fit_reward_model(model, tok, train.subset(idx), val, flipped[idx], RMTraining.of(cfg), cfg.seed,
-                                 log=lambda proxy=name, **m: run.log_metrics(proxy=proxy, **m))
+        folder = "proxy_rm" if name == "proxy" else f"proxy_rm_{size}"
+        cached = proxy_cache.cached_proxy_dir(world, proxy_cache.proxy_key(world, cfg, training, prompts, comps, gold,
+                                                                            size)) if proxy_cache.usable(cfg) else None
+        hit = proxy_cache.load_cached(cached, run, folder, name) if cached else None
+        if hit:
+            model, tok, stats = hit
+            model.to(device)
+        else:
+            idx, log = np.arange(size), []
+            model, tok = world.make_proxy(cfg.seed)
+            model.to(device)
+            stats = fit_reward_model(model, tok, train.subset(idx), val, flipped[idx], training, cfg.seed,
+                                     log=lambda proxy=name, log=log, **m: (run.log_metrics(proxy=proxy, **m),
+                                                                           log.append(m)))
+            card = {"trained on": f"{size} gold-labelled comparisons ({world.name} world, gold {world.gold_name})",
+                    "label noise ρ": cfg.rm.label_noise,
+                    "validation accuracy": f"{stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs"}
+            saved = save_checkpoint(run, folder, model, tok, card=card)
+            if cached and run.writer:
+                proxy_cache.store(cached, saved, stats, log, card)
         console.print(f"{name}: {size} comparisons, validation accuracy {stats['rm/val_accuracy']:.3f} on "
-                      f"{stats['rm/val_pairs']} pairs")
-        save_checkpoint(run, "proxy_rm" if name == "proxy" else f"proxy_rm_{size}", model, tok, card={
-            "trained on": f"{size} gold-labelled comparisons ({world.name} world, gold {world.gold_name})",
-            "label noise ρ": cfg.rm.label_noise,
-            "validation accuracy": f"{stats['rm/val_accuracy']:.3f} on {stats['rm/val_pairs']} pairs"})
+                      f"{stats['rm/val_pairs']} pairs" + (" (trained earlier: from the cache)" if hit else ""))
         family.append((name, RewardModel([(model, tok)], name=name), stats))
     return family
 

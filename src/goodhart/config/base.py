@@ -184,7 +184,7 @@ class WorldStudy(Compute, LogSinks):
 
     world: WorldName = Field(DEFAULT_WORLD, description="where policy, prompts, gold and proxy backbone come from")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="prompt split, policy samples, pair draws and RM initialisation")
-    cache: bool = Field(True, description="reuse policy samples cached for the same world, prompts and settings")
+    cache: bool = Field(True, description="reuse policy samples (and `run`'s trained proxies) cached for the same world, prompts and settings")
     sampling: SamplingConfig = Field(SamplingConfig(), description="how completions are drawn from the policy")
     data: DataConfig = Field(DataConfig(), description="prompts and samples for RM training and the BoN pool")
     rm: RewardModelConfig = Field(RewardModelConfig(), description="proxy RM data and Bradley–Terry training")
