@@ -83,6 +83,10 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
     rows.append(("SmolLM2 fp32 in cache", True, "yes" if converted.is_file() else
                  "not yet (converted on first use, ~20 s; doctor --fix does it now)"))
     rows.append(("cached sample pools", True, f"{len(pools)} ({sum(p.stat().st_size for p in pools) / 1e6:.1f} MB)"))
+    proxies = [p for p in (cache / "proxies").iterdir() if p.is_dir() and not p.name.startswith(".")] \
+        if (cache / "proxies").is_dir() else []
+    size = sum(f.stat().st_size for p in proxies for f in p.rglob("*") if f.is_file())
+    rows.append(("cached run proxies", True, f"{len(proxies)} ({size / 1e6:.1f} MB)"))
     from goodhart.worlds.gao import gold_facts
 
     facts = gold_facts()
