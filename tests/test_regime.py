@@ -61,3 +61,24 @@ def test_a_run_still_climbing_is_not_converged_and_its_bond_row_is_not_reached()
     row = _compare("≈ BOND approaches the BoN frontier (bond-forward)", curves, "bond-forward", "bon", equivalence,
                    "", _needs(summaries, "bond-forward", "converged"))
     assert row["verdict"] != NOT_REACHED and "converged in 1/1 seeds" in row["regime"]
+
+
+def test_rl_falls_are_pooled_over_seeds_and_a_run_still_rising_is_not_reached():
+    """Two seeds of a run whose gold peaks at step 20 of 40 and falls 1.0 ± 0.1 → reproduced; the same cell
+    at another β whose peak is its last step in both seeds → not reached; cells with no fall are left out."""
+    from goodhart.commands.claims import rl_fall_rows
+
+    def cell(beta, seed, peak_step, fall=1.0):
+        return {"study": "study_cell", "method": "rloo", "kl_penalty": beta, "rm_size": "full", "data_size": 64,
+                "seed": seed, "peak_step": peak_step, "final_step": 40, "final_kl": 30.0, "proxy_at_max_n": 2.0,
+                "fall": fall, "fall_lo": fall - 0.1, "fall_hi": fall + 0.1}
+
+    rows = [cell(0.0, 0, 20), cell(0.0, 1, 20), cell(0.05, 0, 40, 0.0), cell(0.05, 1, 40, 0.0),
+            {"study": "study_cell", "method": "rloo", "kl_penalty": 0.1, "rm_size": "full", "data_size": 64}]
+    got = {r["claim"]: r for r in rl_fall_rows(rows)}
+    assert len(got) == 2
+    falls = got["under RLOO (β_KL 0) the proxy rises while gold peaks and falls (full, 64 comparisons)"]
+    assert falls["verdict"] == "reproduced" and falls["seeds"] == "0, 1" and "2/2 seeds" in falls["regime"]
+    assert "+1.0" in falls["measured"]
+    rising = got["under RLOO (β_KL 0.05) the proxy rises while gold peaks and falls (full, 64 comparisons)"]
+    assert rising["verdict"] == NOT_REACHED and "0/2 seeds" in rising["regime"]

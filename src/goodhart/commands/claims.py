@@ -128,6 +128,32 @@ def _fall_family(family: list, by_data: dict) -> list[dict]:
     return rows
 
 
+def rl_fall_rows(rows: list[dict]) -> list[dict]:
+    """Under RL, one row per (method, β_KL, RM size, data size) over seeds: the seed-pooled split-half fall of
+    gold after its peak evaluation (policy_train.regime: the peak chosen on half the prompts, the fall measured
+    on the others), its regime (the peak came before the last evaluation in a majority of seeds) and the
+    proxy's rise (its last evaluation, in the run's own normalisation: 0 is the initial policy)."""
+    groups = defaultdict(list)
+    for r in rows:
+        if r.get("study") == "study_cell" and r.get("method") in ("rloo", "reinforce") and r.get("fall") is not None:
+            groups[(r["method"], r["kl_penalty"], r["rm_size"], r["data_size"])].append(r)
+    out = []
+    for (method, beta, size, data), group in sorted(groups.items(), key=lambda kv: (kv[0][:2], kv[0][3], kv[0][2])):
+        fall = _pool_key(group, "fall", "fall_lo", "fall_hi")
+        passed = sum(r["peak_step"] < r["final_step"] for r in group)
+        reached = 2 * passed > len(group)
+        rise = float(np.mean([r["proxy_at_max_n"] for r in group]))
+        kl = float(np.median([r["final_kl"] for r in group]))
+        regime = f"peak passed in {passed}/{len(group)} seeds (median final KL {kl:.1f})" + (
+            "" if reached else ": gold still rising at the last evaluation, train longer")
+        v = NOT_REACHED if not reached else verdict(fall[1], fall[2]) if rise > 0 else "contradicted"
+        out.append(claim_row(f"under {method.upper()} (β_KL {beta:g}) the proxy rises while gold peaks and falls "
+                             f"({size}, {data} comparisons)",
+                             f"gold(peak) − gold(last step) {fmt_estimate(fall)}; proxy at the last step {rise:+.2f}",
+                             v, ", ".join(str(r["seed"]) for r in group), regime, interval=fall[1:]))
+    return out
+
+
 def trend_rows(groups, params: dict) -> list[dict]:
     """α up, β down and peak gold up with RM size (at the largest data size); α and peak gold up with data."""
     out = []
@@ -286,7 +312,7 @@ def claims_table(rows: list[dict]) -> list[dict]:
     params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
     max_n = {cell: max(r["n"] for r in pts) for cell, pts in _curves(rows).items() if pts[0].get("method") == "bon"}
     out = fall_rows(groups, max_n) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
-                                                             seeds_row(groups)] + rl_rows(rows)
+                                                             seeds_row(groups)] + rl_rows(rows) + rl_fall_rows(rows)
     return out + [claim_row(c, f"not measured by `goodhart study`: {why}", "not measured") for c, why in NOT_YET]
 
 
