@@ -1,6 +1,6 @@
 """Write the measured part of a study's (or an RM suite's) docs page from its run directory alone.
 
-    python scripts/build_study_doc.py runs/study-gao --page docs/study.md --img docs/img --prefix study-gao
+    python scripts/build_study_doc.py runs/study-gao --page docs/study-gao.md --img docs/img --prefix study-gao
     python scripts/build_study_doc.py runs/rm-suite --page docs/rm_suite.md --img docs/img --prefix rm-suite
     python scripts/build_study_doc.py runs/pareto-cpu --page docs/policy_pareto.md --img docs/img --prefix pareto-cpu
 

@@ -201,8 +201,8 @@ def test_second_writer_is_refused_and_the_first_writes_once(tmp_path):
 
     out = tmp_path / "run"
     args = [sys.executable, "-m", "goodhart.cli", "run", *SMOKE, "--set", "data.eval_samples_per_prompt=32",
-            "--set", "bon.bootstrap=0", "--out", str(out), "--overwrite"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+            "--set", "bon.bootstrap=0", "--set", "cache=false", "--out", str(out), "--overwrite"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")  # cache=false: a first run served from the cache could end too soon
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.time() + 120

@@ -37,6 +37,14 @@ def _stale(cache: Path) -> list[Path]:
 GGUF_ROW = "SmolLM2 GGUF (policy)"
 
 
+def _cached_proxies(cache: Path) -> tuple[str, bool, str]:
+    """The doctor row of `goodhart run`'s cached trained proxies (commands/proxy_cache.py)."""
+    proxies = [p for p in (cache / "proxies").iterdir() if p.is_dir() and not p.name.startswith(".")] \
+        if (cache / "proxies").is_dir() else []
+    size = sum(f.stat().st_size for p in proxies for f in p.rglob("*") if f.is_file())
+    return "cached run proxies", True, f"{len(proxies)} ({size / 1e6:.1f} MB)"
+
+
 def row_ok(rows: list[tuple[str, bool, str]], what: str) -> bool:
     """Whether the check named `what` passed (KeyError if there is no such row)."""
     return {w: ok for w, ok, _ in rows}[what]
@@ -83,10 +91,7 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
     rows.append(("SmolLM2 fp32 in cache", True, "yes" if converted.is_file() else
                  "not yet (converted on first use, ~20 s; doctor --fix does it now)"))
     rows.append(("cached sample pools", True, f"{len(pools)} ({sum(p.stat().st_size for p in pools) / 1e6:.1f} MB)"))
-    proxies = [p for p in (cache / "proxies").iterdir() if p.is_dir() and not p.name.startswith(".")] \
-        if (cache / "proxies").is_dir() else []
-    size = sum(f.stat().st_size for p in proxies for f in p.rglob("*") if f.is_file())
-    rows.append(("cached run proxies", True, f"{len(proxies)} ({size / 1e6:.1f} MB)"))
+    rows.append(_cached_proxies(cache))
     from goodhart.worlds.gao import gold_facts
 
     facts = gold_facts()
