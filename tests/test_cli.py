@@ -236,18 +236,19 @@ def test_proxy_cache_key_changes_with_what_the_proxy_learns_from():
     """The cache key moves with the training data, rm settings, seed and subset size (and not otherwise)."""
     from types import SimpleNamespace
 
-    from goodhart.commands.proxy_cache import proxy_key
+    from goodhart.commands.proxy_cache import data_digest, proxy_key
     from goodhart.config import RMTraining, load_run_config
 
     cfg = load_run_config(world="smoke")
     world = SimpleNamespace(name="smoke", policy_id="p", proxy_name="x", gold_name="g")
     comps, gold = np.array([["a", "b"]]), np.array([[0.0, 1.0]])
-    base = proxy_key(world, cfg, RMTraining.of(cfg), ["q"], comps, gold, 64)
-    assert base == proxy_key(world, cfg, RMTraining.of(cfg), ["q"], comps, gold, 64)
+    data = data_digest(["q"], comps, gold)
+    base = proxy_key(world, cfg, RMTraining.of(cfg), data, 64)
+    assert base == proxy_key(world, cfg, RMTraining.of(cfg), data_digest(["q"], comps, gold), 64)
     lr = load_run_config(world="smoke", overrides=["rm.lr=1.0e-4"])
     seed = load_run_config(world="smoke", overrides=["seed=3"])
-    assert len({base, proxy_key(world, lr, RMTraining.of(lr), ["q"], comps, gold, 64),
-                proxy_key(world, seed, RMTraining.of(seed), ["q"], comps, gold, 64),
-                proxy_key(world, cfg, RMTraining.of(cfg), ["q"], comps, gold + 1, 64),
-                proxy_key(world, cfg, RMTraining.of(cfg), ["q"], np.array([["a", "c"]]), gold, 64),
-                proxy_key(world, cfg, RMTraining.of(cfg), ["q"], comps, gold, 128)}) == 6
+    assert len({base, proxy_key(world, lr, RMTraining.of(lr), data, 64),
+                proxy_key(world, seed, RMTraining.of(seed), data, 64),
+                proxy_key(world, cfg, RMTraining.of(cfg), data_digest(["q"], comps, gold + 1), 64),
+                proxy_key(world, cfg, RMTraining.of(cfg), data_digest(["q"], np.array([["a", "c"]]), gold), 64),
+                proxy_key(world, cfg, RMTraining.of(cfg), data, 128)}) == 6

@@ -1,7 +1,7 @@
 """Trained proxies of `goodhart run`, cached on disk by content hash like the sample pools (sampling/pool.py).
 
-A proxy is a pure function of its training data and settings on one machine, and a cached `goodhart run` spent
-its time retraining the same family (the lab world's three proxies: 44 s of a 4 min 53 s run). The key covers
+A proxy is a pure function of its training data and settings on one machine, so a rerun need not train the same
+family again (benchmarks/README.md has what it saves). The key covers
 every input of train_proxies: the world's policy (the proxies start from its body), proxy backbone and gold,
 the training prompts, completions and gold scores themselves, rm.*, the training settings, the seed, the
 subset size and torch's version. A hit copies the saved checkpoint into the run and replays its training
@@ -24,12 +24,21 @@ from goodhart.runs import CONFIG, RunDir, atomic_write_text, cache_dir, model_ca
 VERSION = 1  # bump when train_proxies changes what it trains from the same inputs
 
 
-def proxy_key(world, cfg, training, prompts: list[str], comps: np.ndarray, gold: np.ndarray, size: int) -> str:
-    spec = {"version": VERSION, "world": world.name, "policy": world.policy_id, "proxy": world.proxy_name,
-            "gold": world.gold_name, "prompts": prompts, "completions": comps.tolist(), "gold_scores": gold.tolist(),
-            "rm": cfg.rm.model_dump(mode="json"), "training": training.model_dump(mode="json"), "seed": cfg.seed,
-            "size": size, "torch": torch.__version__}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+def _sha(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def data_digest(prompts: list[str], comps: np.ndarray, gold: np.ndarray) -> str:
+    """The training data's hash: computed once per run, shared by every proxy of the family."""
+    return _sha({"prompts": prompts, "completions": comps.tolist(), "gold_scores": gold.tolist()})
+
+
+def proxy_key(world, cfg, training, data: str, size: int) -> str:
+    """The cache key of one proxy: `data` is data_digest of its training data; `size` its subset."""
+    return _sha({"version": VERSION, "world": world.name, "policy": world.policy_id, "proxy": world.proxy_name,
+                 "gold": world.gold_name, "data": data, "rm": cfg.rm.model_dump(mode="json"),
+                 "training": training.model_dump(mode="json"), "seed": cfg.seed, "size": size,
+                 "torch": torch.__version__})[:20]
 
 
 def cached_proxy_dir(world, key: str) -> Path:

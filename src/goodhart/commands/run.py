@@ -108,11 +108,12 @@ def train_proxies(world: World, cfg: RunConfig, run: RunDir, prompts: list[str],
     if skipped:
         console.print(f"family_pairs {skipped}: skipped, not below the main proxy's {len(train)} comparisons")
     family, training = [], RMTraining.of(cfg)
+    data = proxy_cache.data_digest(prompts, comps, gold) if proxy_cache.usable(cfg) else None
     for size in sorted(p for p in cfg.family_pairs if p < len(train)) + [len(train)]:
         name = "proxy" if size == len(train) else f"proxy_{size}"
         folder = "proxy_rm" if name == "proxy" else f"proxy_rm_{size}"
-        cached = proxy_cache.cached_proxy_dir(world, proxy_cache.proxy_key(world, cfg, training, prompts, comps, gold,
-                                                                            size)) if proxy_cache.usable(cfg) else None
+        cached = proxy_cache.cached_proxy_dir(world, proxy_cache.proxy_key(world, cfg, training, data, size)) \
+            if data else None
         hit = proxy_cache.load_cached(cached, run, folder, name) if cached else None
         if hit:
             model, tok, stats = hit
