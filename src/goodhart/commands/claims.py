@@ -130,7 +130,7 @@ def _fall_family(family: list, by_data: dict) -> list[dict]:
 
 def rl_fall_rows(rows: list[dict]) -> list[dict]:
     """Under RL, one row per (method, β_KL, RM size, data size) over seeds: the seed-pooled split-half fall of
-    gold after its peak evaluation (policy_train.regime: the peak chosen on half the prompts, the fall measured
+    gold after its peak evaluation (SPEC §11, policy_train.regime: the peak chosen on half the prompts, the fall measured
     on the others), its regime (the peak came before the last evaluation in a majority of seeds) and the
     proxy's rise (its last evaluation, in the run's own normalisation: 0 is the initial policy)."""
     groups = defaultdict(list)
