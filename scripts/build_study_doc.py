@@ -1,8 +1,8 @@
 """Write the measured part of a study's (or an RM suite's) docs page from its run directory alone.
 
     python scripts/build_study_doc.py runs/study-gao --page docs/study-gao.md --img docs/img --prefix study-gao
-    python scripts/build_study_doc.py runs/rm-suite --page docs/rm_suite.md --img docs/img --prefix rm-suite
-    python scripts/build_study_doc.py runs/pareto-cpu --page docs/policy_pareto.md --img docs/img --prefix pareto-cpu
+    python scripts/build_study_doc.py runs/rm-suite-lab --page docs/rm_suite.md --img docs/img --prefix rm-suite-lab
+    python scripts/build_study_doc.py runs/pareto-lab --page docs/policy_pareto.md --img docs/img --prefix pareto-lab
 
 Everything below the marker line of PAGE is replaced (the hand-written setup above it is kept; a page
 without the marker gets one at its end): the claims table of `goodhart claims` with its rule, a table of

@@ -82,3 +82,40 @@ def test_rl_falls_are_pooled_over_seeds_and_a_run_still_rising_is_not_reached():
     assert "+1.0" in falls["measured"]
     rising = got["under RLOO (β_KL 0.05) the proxy rises while gold peaks and falls (full, 64 comparisons)"]
     assert rising["verdict"] == NOT_REACHED and "0/2 seeds" in rising["regime"]
+
+
+def test_an_rm_suite_overoptimisation_row_is_not_reached_while_the_ens_mean_still_rises():
+    """"WCO overoptimises less than the ENS mean" needs the ENS mean past its Best-of-n peak in most seeds; the
+    same difference is judged by its interval once it is, and a comparison of peaks needs no such regime."""
+    from goodhart.commands.suite_claims import suite_claims
+
+    def rows(peak_n):
+        out = [{"study": "bon", "n": n} for n in (1, 4, 16)]
+        out += [{"study": "rm_suite", "reward_model": m, "label_noise": 0.0, "seed": s, "bon_peak_n": p}
+                for s, p in enumerate(peak_n) for m in ("ens_mean_M4", "member_0")]
+        out += [{"study": "rm_suite_bon_diff", "a": f"{a}_M4", "b": "ens_mean_M4", "stat": st, "label_noise": 0.0,
+                 "seed": s, "diff": 0.3, "diff_lo": 0.2, "diff_hi": 0.4}
+                for s in range(len(peak_n)) for a, st in (("wco", "last"), ("uwo", "last"), ("warm", "max"))]
+        return {r["claim"]: r for r in suite_claims(out)}
+
+    rising = rows([16, 16, 4])
+    wco = rising["WCO overoptimises less than the ENS mean (ρ = 0)"]
+    assert wco["verdict"] == NOT_REACHED and "peak passed in 1/3 seeds" in wco["regime"]
+    assert rising["WARM's Best-of-n gold ≥ ENS's (ρ = 0)"]["verdict"] == "reproduced"
+    passed = rows([4, 4, 16])["WCO overoptimises less than the ENS mean (ρ = 0)"]
+    assert passed["verdict"] == "reproduced" and "peak passed in 2/3 seeds" in passed["regime"]
+
+
+def test_a_warm_policy_row_is_not_reached_while_the_single_rm_run_never_peaked():
+    """WARM's policy claim needs the run on the single RM to overoptimise (past its gold peak in most seeds)."""
+    from goodhart.commands.pareto_claims import rm_axis_rows
+
+    d = np.arange(6) * 0.5
+    curves = {0: {"rloo-beta0": (d, _policy(0.4)), "rloo-beta0@warm": (d, _policy(0.4, seed=1))}}
+    summaries = {(0, "rloo-beta0"): {"peak_step": 5, "final_step": 5}}
+    row, = rm_axis_rows(["rloo-beta0", "rloo-beta0@warm"], curves, summaries)
+    assert row["verdict"] == NOT_REACHED and "past its gold peak in 0/1 seeds" in row["regime"]
+    assert "single RM never overoptimised" in row["regime"]
+    summaries[(0, "rloo-beta0")]["peak_step"] = 3
+    row, = rm_axis_rows(["rloo-beta0", "rloo-beta0@warm"], curves, summaries)
+    assert row["verdict"] != NOT_REACHED and row["claim"].startswith("WARM-trained policy ≥ single-RM policy")

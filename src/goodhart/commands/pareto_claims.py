@@ -32,7 +32,7 @@ def _compare(claim: str, curves: dict, a: str, b: str, rule, why: str, need=None
                      rule(e[1], e[2]) if reached else NOT_REACHED, ", ".join(map(str, got)), regime, interval=e[1:])
 
 
-def _needs(summaries: dict, cell: str, what: str):
+def _needs(summaries: dict, cell: str, what: str, why: str = "stopping early has nothing to match"):
     """A regime check over seeds for `cell`'s policy_summary rows: what = "converged" (gold flat between its
     last two evaluations in every seed) or "past peak" (gold peaks before the last evaluation in a majority)."""
     def check(seeds: list) -> tuple[bool, str]:
@@ -43,8 +43,7 @@ def _needs(summaries: dict, cell: str, what: str):
             return bool(rows) and ok == len(rows), text + ("" if rows and ok == len(rows) else ": train it longer")
         ok = sum(r["peak_step"] < r.get("final_step", r["peak_step"] + 1) for r in rows)
         text = f"{cell} past its gold peak in {ok}/{len(rows)} seeds"
-        return 2 * ok > len(rows), text + ("" if 2 * ok > len(rows) else ": its gold never peaked, so stopping "
-                                           "early has nothing to match")
+        return 2 * ok > len(rows), text + ("" if 2 * ok > len(rows) else f": its gold never peaked, so {why}")
     return check
 
 
@@ -101,18 +100,20 @@ def pareto_claims(rows: list[dict]) -> list[dict]:
                      else "bon", equivalence, "", _needs(summaries, c, "converged"))
             for c in cells if c.startswith(("bond-", "jbond-"))]
     out.append(_jeffreys_row(curves))
-    return out + rm_axis_rows(cells, curves)
+    return out + rm_axis_rows(cells, curves, summaries)
 
 
-def rm_axis_rows(cells: list[str], curves: dict) -> list[dict]:
+def rm_axis_rows(cells: list[str], curves: dict, summaries: dict) -> list[dict]:
     """Each <cell>@<rm> against <cell> on the main reward model, gold at matched KL (WARM's claim when the
-    name says warm: its policies beat the single RM's)."""
+    name says warm: its policies beat the single RM's). Its regime: the run on the main RM overoptimises
+    (past its gold peak in most seeds), the failure the robust RM claims to lessen."""
     out = []
     for c in (c for c in cells if "@" in c):
         base, rm = c.split("@")
         claim = (f"WARM-trained policy ≥ single-RM policy ({base}: {rm} vs the main RM)" if "warm" in rm.lower()
                  else f"policy against {rm} ≥ against the main RM ({base})")
-        out.append(_compare(claim, curves, c, base, verdict, f"needs the {base} run on the main RM"))
+        out.append(_compare(claim, curves, c, base, verdict, f"needs the {base} run on the main RM",
+                            _needs(summaries, base, "past peak", "the single RM never overoptimised (train longer)")))
     if not out:
         out.append(claim_row("WARM-trained policy ≥ single-RM policy", "the sweep has no reward-model axis: set "
                         "reward_models (e.g. {warm: runs/w}) and rm_axis_cells", "not measured"))

@@ -6,7 +6,7 @@ over seeds (pooled_bon_diffs). Each verdict follows the table's stated rule (rep
 """
 
 from goodhart.report.suite_tables import SETS, pooled_bon_diffs, pooled_tests
-from goodhart.report.verdicts import claim_row, mcnemar_verdict, verdict
+from goodhart.report.verdicts import NOT_REACHED, claim_row, mcnemar_verdict, verdict
 
 
 def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: bool, rho: float) -> dict:
@@ -22,15 +22,33 @@ def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: 
                      mcnemar_verdict(t, a_wins), str(t["seeds"]), interval=None if d[1] is None else (d[1], d[2]))
 
 
-def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float) -> dict:
+def peaks_passed(rows: list[dict], rho: float, name: str) -> tuple[int, int]:
+    """(seeds whose Best-of-n gold under `name` peaks before the pool's largest n, seeds measured) at ρ."""
+    max_n = max((r["n"] for r in rows if r.get("study") == "bon"), default=None)
+    got = [r for r in rows if r.get("study") == "rm_suite" and r["reward_model"] == name and r["label_noise"] == rho
+           and r.get("bon_peak_n") is not None]
+    return sum(r["bon_peak_n"] < max_n for r in got), len(got)
+
+
+def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float, rows: list[dict]) -> dict:
     d = next((d for d in diffs if d["a"].startswith(a) and d["stat"] == stat and d["label_noise"] == rho), None)
     claim = f"{claim} (ρ = {rho:g})"
     if d is None:
         return claim_row(claim, "no paired Best-of-n difference (needs bon.bootstrap > 0)", "not measured")
     where = "each one's peak" if stat == "max" else "the largest n"
     e = d["diff"]
-    return claim_row(claim, f"gold({d['a']}) − gold({d['b']}) at {where}: {e[0]:+.3f} [{e[1]:+.3f}, {e[2]:+.3f}]",
-                     verdict(e[1], e[2]), str(d["seeds"]), interval=e[1:])
+    measured = f"gold({d['a']}) − gold({d['b']}) at {where}: {e[0]:+.3f} [{e[1]:+.3f}, {e[2]:+.3f}]"
+    if stat == "max":  # a comparison of peaks needs no overoptimisation
+        return claim_row(claim, measured, verdict(e[1], e[2]), str(d["seeds"]), interval=e[1:])
+    # "overoptimises less" needs the baseline to overoptimise: the ENS mean's gold past its peak in most seeds
+    passed, known = peaks_passed(rows, rho, d["b"])
+    single = peaks_passed(rows, rho, "member_0")
+    reached = known > 0 and 2 * passed > known
+    regime = (f"{d['b']} peak passed in {passed}/{known} seeds (a single member: {single[0]}/{single[1]})"
+              + ("" if reached else ": its gold is highest at the pool's largest n, so there is no overoptimisation "
+                 "to lessen (a larger pool, fewer comparisons or RL against it reaches it)"))
+    return claim_row(claim, measured, verdict(e[1], e[2]) if reached else NOT_REACHED, str(d["seeds"]), regime,
+                     interval=e[1:])
 
 
 def suite_claims(rows: list[dict]) -> list[dict]:
@@ -43,8 +61,8 @@ def suite_claims(rows: list[dict]) -> list[dict]:
     out += [_test_row("WARM better OOD than ENS", tests, "ood", "warm_M", "ens_mean", True, r) for r in rhos]
     out += [_test_row("ENS better on clean labels than WARM", tests, "val", "warm_M", "ens_mean", False, r)
             for r in rhos]
-    out += [_bon_row("WARM's Best-of-n gold ≥ ENS's", diffs, "warm_M", "max", r) for r in rhos]
-    out += [_bon_row(f"{w} overoptimises less than the ENS mean", diffs, w.lower(), "last", r)
+    out += [_bon_row("WARM's Best-of-n gold ≥ ENS's", diffs, "warm_M", "max", r, rows) for r in rhos]
+    out += [_bon_row(f"{w} overoptimises less than the ENS mean", diffs, w.lower(), "last", r, rows)
             for w in ("WCO", "UWO") for r in rhos]
     out += [_test_row("WARM of unrelated members fails (vs their ENS)", tests, "val", "warm_indep", "ens_indep", False,
                       r) for r in rhos]
