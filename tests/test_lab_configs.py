@@ -23,6 +23,15 @@ TINY_STUDY = ["data.train_prompts=32", "data.eval_prompts=4", "data.eval_samples
               "eval_prompts: 4, eval_samples_per_prompt: 4, checkpoint_every: 4}"]
 
 
+def _claim_rows(out: Path) -> list[str]:
+    res = goodhart("claims", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in (out / "claims.md").read_text().splitlines()
+            if line.startswith("| ") and "verdict" not in line]
+    assert rows and all(any(f"**{v}**" in line for v in VERDICTS) for line in rows), rows
+    return rows
+
+
 def test_study_lab_config_in_a_two_seed_smoke_version(tmp_path):
     from goodhart.commands.study import run_study
 
@@ -37,11 +46,8 @@ def test_study_lab_config_in_a_two_seed_smoke_version(tmp_path):
     policy = [r for r in cells if str(r["cell"]).startswith("rloo")]
     assert len(rm_cells) == 2 * 2 * 2 and len(policy) == 2 * 2 * 2  # sizes × data × seeds; β × data × seeds
     assert {r["kl_penalty"] for r in policy} == {0.0, 0.05}
-    res = goodhart("claims", str(out))
-    assert res.returncode == 0, res.stderr
-    rows = [line for line in (out / "claims.md").read_text().splitlines()
-            if line.startswith("| ") and "verdict" not in line]
-    assert len(rows) >= 12 and all(any(f"**{v}**" in line for v in VERDICTS) for line in rows)
+    rows = _claim_rows(out)
+    assert len(rows) >= 12
     # docs/claims.md's generator on this study alone: each claim once, the studies not given named as not run
     page = tmp_path / "claims.md"
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_claims_doc.py"), "--study", str(out),
@@ -56,19 +62,9 @@ def test_study_lab_config_in_a_two_seed_smoke_version(tmp_path):
     assert res.returncode == 2 and res.stderr.startswith("error: ") and not (tmp_path / "other.md").exists()
 
 
-
 # the rm-suite-lab grid at lab-tiny size: its aggregates, noise levels' range and OOD check kept, 2 seeds
 TINY_SUITE = ["seeds=[0, 1]", "noise_levels=[0.0, 0.4]", "data.train_prompts=32", "data.eval_prompts=4",
               "data.eval_samples_per_prompt=64", "rm.max_pairs=128", "ood_prompts=8", "bon.bootstrap=20"]
-
-
-def _claim_rows(out: Path) -> list[str]:
-    res = goodhart("claims", str(out))
-    assert res.returncode == 0, res.stderr
-    rows = [line for line in (out / "claims.md").read_text().splitlines()
-            if line.startswith("| ") and "verdict" not in line]
-    assert rows and all(any(f"**{v}**" in line for v in VERDICTS) for line in rows), rows
-    return rows
 
 
 def test_rm_suite_lab_config_in_a_two_seed_smoke_version(tmp_path):

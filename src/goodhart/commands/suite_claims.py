@@ -22,15 +22,15 @@ def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: 
                      mcnemar_verdict(t, a_wins), str(t["seeds"]), interval=None if d[1] is None else (d[1], d[2]))
 
 
-def peaks_passed(rows: list[dict], rho: float, name: str) -> tuple[int, int]:
-    """(seeds whose Best-of-n gold under `name` peaks before the pool's largest n, seeds measured) at ρ."""
-    max_n = max((r["n"] for r in rows if r.get("study") == "bon"), default=None)
+def peaks_passed(rows: list[dict], rho: float, name: str, max_n: int) -> tuple[int, int]:
+    """(seeds whose Best-of-n gold under `name` peaks before the pool's largest n, seeds measured) at ρ: the
+    regime an overoptimisation claim needs (SPEC §11)."""
     got = [r for r in rows if r.get("study") == "rm_suite" and r["reward_model"] == name and r["label_noise"] == rho
            and r.get("bon_peak_n") is not None]
     return sum(r["bon_peak_n"] < max_n for r in got), len(got)
 
 
-def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float, rows: list[dict]) -> dict:
+def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float, rows: list[dict], max_n: int) -> dict:
     d = next((d for d in diffs if d["a"].startswith(a) and d["stat"] == stat and d["label_noise"] == rho), None)
     claim = f"{claim} (ρ = {rho:g})"
     if d is None:
@@ -41,8 +41,8 @@ def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float, rows:
     if stat == "max":  # a comparison of peaks needs no overoptimisation
         return claim_row(claim, measured, verdict(e[1], e[2]), str(d["seeds"]), interval=e[1:])
     # "overoptimises less" needs the baseline to overoptimise: the ENS mean's gold past its peak in most seeds
-    passed, known = peaks_passed(rows, rho, d["b"])
-    single = peaks_passed(rows, rho, "member_0")
+    passed, known = peaks_passed(rows, rho, d["b"], max_n)
+    single = peaks_passed(rows, rho, "member_0", max_n)
     reached = known > 0 and 2 * passed > known
     regime = (f"{d['b']} peak passed in {passed}/{known} seeds (a single member: {single[0]}/{single[1]})"
               + ("" if reached else ": its gold is highest at the pool's largest n, so there is no overoptimisation "
@@ -54,6 +54,7 @@ def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float, rows:
 def suite_claims(rows: list[dict]) -> list[dict]:
     """The RM suite's claims, one row per claim and label-noise level."""
     tests, diffs = pooled_tests(rows), pooled_bon_diffs(rows)
+    max_n = max((r["n"] for r in rows if r.get("study") == "bon"), default=0)  # the shared pool's largest n
     rhos = sorted({r["label_noise"] for r in rows if r.get("study") == "rm_suite"})
     noisy = [r for r in rhos if r > 0]
     out = [_test_row("WARM memorises fewer flipped labels than ENS", tests, "flip", "warm_M", "ens_mean", True, r)
@@ -61,8 +62,8 @@ def suite_claims(rows: list[dict]) -> list[dict]:
     out += [_test_row("WARM better OOD than ENS", tests, "ood", "warm_M", "ens_mean", True, r) for r in rhos]
     out += [_test_row("ENS better on clean labels than WARM", tests, "val", "warm_M", "ens_mean", False, r)
             for r in rhos]
-    out += [_bon_row("WARM's Best-of-n gold ≥ ENS's", diffs, "warm_M", "max", r, rows) for r in rhos]
-    out += [_bon_row(f"{w} overoptimises less than the ENS mean", diffs, w.lower(), "last", r, rows)
+    out += [_bon_row("WARM's Best-of-n gold ≥ ENS's", diffs, "warm_M", "max", r, rows, max_n) for r in rhos]
+    out += [_bon_row(f"{w} overoptimises less than the ENS mean", diffs, w.lower(), "last", r, rows, max_n)
             for w in ("WCO", "UWO") for r in rhos]
     out += [_test_row("WARM of unrelated members fails (vs their ENS)", tests, "val", "warm_indep", "ens_indep", False,
                       r) for r in rhos]
