@@ -1,8 +1,8 @@
 """Write docs/claims.md: every seed claim (Gao, WARM, Coste, BOND) one row, from the run directories of the lab
 studies alone — `goodhart claims` on each, joined into one table with the study each row comes from.
 
-    python scripts/build_claims_doc.py --study runs/study-lab [--suite runs/rm-suite-lab] \\
-        [--pareto runs/pareto-lab] --page docs/claims.md
+    python scripts/build_claims_doc.py --study runs/study-lab [--study-small runs/study-lab-small] \\
+        [--suite runs/rm-suite-lab] [--pareto runs/pareto-lab] --page docs/claims.md
 
 A claim measured by one study and "not measured" by another keeps the measured row only. A study not given
 gets one row saying which config would measure its claims, so the page never looks more complete than it is.
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from goodhart.commands.claims import RULE, claims_table
+from goodhart.commands.size_claims import policy_size_rows
 from goodhart.errors import GoodhartError
 from goodhart.runs import RunDir, atomic_write_text
 
@@ -24,6 +25,8 @@ SOURCES = {  # option → (what it is, the config that measures its claims, the 
               "(Coste et al. 2024): label noise, OOD, Best-of-n against each aggregate"),
     "pareto": ("`goodhart policy pareto`", "configs/pareto-lab.yaml", "BOND / J-BOND (Sessa et al. 2024) against "
                "RLOO and the Best-of-N frontier"),
+    "study_small": ("`goodhart study` on a smaller policy", "configs/study-lab-small.yaml", "Gao et al. 2023: "
+                    "policy size (a larger policy gains less, overoptimises about as much)"),
 }
 INTRO = """# Claims of the seed papers, decided on the lab world
 
@@ -35,11 +38,23 @@ the regime the claim is about, which is a limit of the run, not evidence against
 """
 
 
+def claims_of(key: str, sources: dict[str, Path]) -> list[dict]:
+    """`goodhart claims` of one source; the policy-size rows come with the study's, from both studies."""
+    if key == "study_small":
+        return []
+    rows = RunDir(sources[key]).results()
+    table = claims_table(rows)
+    if key == "study" and "study_small" in sources:
+        label = f"{SOURCES['study'][0]} ({sources['study'].name} vs {sources['study_small'].name})"
+        table += [r | {"source": label} for r in policy_size_rows(rows, RunDir(sources["study_small"]).results())]
+    return table
+
+
 def table_rows(sources: dict[str, Path]) -> list[dict]:
     rows, measured = [], set()
     for key, path in sources.items():
-        for row in claims_table(RunDir(path).results()):
-            rows.append(row | {"source": f"{SOURCES[key][0]} ({path.name})"})
+        for row in claims_of(key, sources):
+            rows.append({"source": f"{SOURCES[key][0]} ({path.name})"} | row)
             if row["verdict"] != "not measured":
                 measured.add(row["claim"])
     kept, seen = [], set()
@@ -68,11 +83,13 @@ def page(sources: dict[str, Path]) -> tuple[str, int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for key in SOURCES:
-        parser.add_argument(f"--{key}", type=Path, help=f"a {SOURCES[key][0]} run directory")
+        parser.add_argument(f"--{key.replace('_', '-')}", dest=key, type=Path, help=f"a {SOURCES[key][0]} run directory")
     parser.add_argument("--page", type=Path, required=True, help="the page to write (docs/claims.md)")
     args = parser.parse_args(argv)
     sources = {k: getattr(args, k) for k in SOURCES if getattr(args, k) is not None}
     try:
+        if "study_small" in sources and "study" not in sources:
+            raise GoodhartError("--study-small is compared with --study: name both")
         if not sources:
             raise GoodhartError("name at least one run directory: --study, --suite or --pareto")
         for path in sources.values():

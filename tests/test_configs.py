@@ -15,7 +15,7 @@ LOADERS = {"study": config.load_study_config, "rm-suite": config.load_rm_suite_c
 def test_shipped_config_loads(path):
     kind = next(k for k in sorted(LOADERS, key=len, reverse=True) if path.stem.startswith(k))
     cfg = LOADERS[kind](path)
-    assert cfg.world in ("lab", "sentiment", "gao", "smoke")
+    assert cfg.world in ("lab", "lab-small", "sentiment", "gao", "smoke")
     if kind in ("policy-pareto", "pareto"):  # the full grids (3 seeds) and the 2-core one (2 seeds)
         names = [n for n, _ in cfg.runs()]
         assert len(names) == len(set(names)) and len(names) >= 8 and len(cfg.seeds) >= 2

@@ -119,3 +119,26 @@ def test_a_warm_policy_row_is_not_reached_while_the_single_rm_run_never_peaked()
     summaries[(0, "rloo-beta0")]["peak_step"] = 3
     row, = rm_axis_rows(["rloo-beta0", "rloo-beta0@warm"], curves, summaries)
     assert row["verdict"] != NOT_REACHED and row["claim"].startswith("WARM-trained policy ≥ single-RM policy")
+
+
+def test_a_peak_made_by_one_prompt_is_not_past_peak_under_the_split_half_rule():
+    """Gold rising 0.1 an evaluation, one prompt of 16 with a +20 spike at evaluation 3: the mean curve's raw
+    peak is evaluation 3, before the last, but the split-half rule (peak chosen on half the prompts, scored on
+    the others) sees a rising curve, so the WARM row that needs the single RM past its peak is not reached; a
+    curve that truly falls 1.0 after evaluation 3 passes."""
+    from goodhart.commands.pareto_claims import rm_axis_rows
+    from goodhart.report.verdicts import past_peak
+
+    rng = np.random.default_rng(0)
+    rising = 0.1 * np.arange(6) + rng.normal(0, 0.05, (16, 6))
+    rising[0, 3] += 20.0
+    assert int(np.argmax(rising.mean(axis=0))) == 3
+    spiked = {"peak_step": 3, "final_step": 5} | regime(rising)
+    assert not past_peak(spiked) and past_peak({"peak_step": 3, "final_step": 5})  # the raw rule is fooled
+    falling = np.r_[0.1 * np.arange(4), 0.3 - 0.5, 0.3 - 1.0] + rng.normal(0, 0.05, (16, 6))
+    assert past_peak({"peak_step": 3, "final_step": 5} | regime(falling))
+
+    d = np.arange(6) * 0.5
+    curves = {0: {"rloo-beta0": (d, rising), "rloo-beta0@warm": (d, falling)}}
+    row, = rm_axis_rows(["rloo-beta0", "rloo-beta0@warm"], curves, {(0, "rloo-beta0"): spiked})
+    assert row["verdict"] == NOT_REACHED and "0/1 seeds (split-half)" in row["regime"]

@@ -1,7 +1,5 @@
-"""The `goodhart` command line: parse, resolve a config, call one library function.
-
-Errors a user can cause print as one line `error: …` and exit with status 2.
-"""
+"""The `goodhart` command line: parse, resolve a config, call one library function. Errors a user can cause
+print as one line `error: …` and exit with status 2."""
 
 import inspect
 import os
@@ -16,7 +14,7 @@ from goodhart.errors import GoodhartError
 from goodhart.runs import cache_dir, launched, writer
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
-WorldOpt = Annotated[str | None, typer.Option(help="lab (default) | lab-tiny | smoke | sentiment | gao (learned gold RM) | hf")]
+WorldOpt = Annotated[str | None, typer.Option(help="lab (default) | lab-tiny | lab-small (a smaller policy, same gold) | lab-tiny-small | smoke | sentiment | gao (learned gold RM) | hf")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set rm.lr=1e-4 (repeatable)")]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing run in --out")]
 ResumeOpt = Annotated[bool, typer.Option(help="continue the killed run in --out from its last checkpoint")]
@@ -118,15 +116,18 @@ def study(
 
 @app.command()
 def claims(study_dir: Annotated[Path, typer.Argument(
-        help="a `goodhart study`, `goodhart rm suite` or `goodhart policy pareto` directory")]):
+        help="a `goodhart study`, `goodhart rm suite` or `goodhart policy pareto` directory")],
+        smaller_policy: Annotated[Path | None, typer.Option(help="a `goodhart study` of the same grid on a smaller "
+                                                            "policy (--world lab-small): adds Gao's policy-size rows")] = None):
     """One row per claim of the papers the study (or RM suite, or policy sweep) measured: value, 95% interval
     or McNemar test, verdict by one stated rule; printed and written to STUDY_DIR/claims.md.
 
-    Example: goodhart claims runs/study
+    Example: goodhart claims runs/study-lab --smaller-policy runs/study-lab-small
     """
     from goodhart.commands.claims import RULE, run_claims
+    from goodhart.commands.size_claims import run_size_claims
 
-    table, path = run_claims(study_dir)
+    table, path = run_claims(study_dir) if smaller_policy is None else run_size_claims(study_dir, smaller_policy)
     typer.echo(f"rule: {RULE}")
     for r in table:
         typer.echo(f"{r['verdict']:<13} {r['claim']}: {r['measured']}")

@@ -99,8 +99,14 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
                  is None else f"cached: held-out agreement with VADER {facts['heldout_agreement']:.3f} on "
                  f"{facts['val_pairs']} pairs, built in {facts['build_s']:.0f} s, scoring "
                  f"{facts['score_s_per_1000']:.1f} s per 1,000 completions"))
+    return rows + lab_rows()
+
+
+def lab_rows() -> list[tuple]:
+    """The lab worlds' cached facts (policy, gold; the policy-size variant), or how to build them."""
     from goodhart.worlds.lab import lab_facts
 
+    rows = []
     lab = lab_facts("lab")
     rows.append(("lab world (default)", True, "not built yet (built on first use, ~6 min on 2 cores)" if lab is None
                  else f"policy held-out loss {lab['heldout_loss']:.2f} nats (random init "
@@ -108,4 +114,10 @@ def checks(fix: bool = False) -> list[tuple[str, bool, str]]:
                      "gold not built yet" if "heldout_agreement" not in lab else
                      f"gold held-out agreement with its judge {lab['heldout_agreement']:.3f} on {lab['val_pairs']} "
                      f"pairs, built in {lab['gold_build_s']:.0f} s")))
+    small = lab_facts("lab-small")
+    rows.append(("lab-small world (policy-size axis)", True, "not built yet (built on first --world lab-small use, "
+                 "~2 min once the lab world is built)" if small is None else
+                 f"policy {small['params'] / 1e6:.2f}M parameters, held-out loss {small['heldout_loss']:.2f} nats "
+                 f"(random init {small['heldout_loss_init']:.2f}), pretrained in {small['pretrain_s']:.0f} s; the "
+                 "lab world's gold and proxies"))
     return rows

@@ -22,6 +22,8 @@ from goodhart.report.verdicts import (  # noqa: F401 (RULE: the CLI reads it her
     claim_row,
     equivalence,
     fmt_estimate,
+    majority,
+    past_peak,
     verdict,
 )
 from goodhart.runs import RESULTS, RunDir, atomic_write_text
@@ -97,7 +99,7 @@ def fall_rows(groups, max_n: dict[str, int] | None = None) -> list[dict]:
             out.append(claim_row(claim, "no paired fall (needs ≥ 4 eval prompts and bon.bootstrap > 0)", "not measured"))
             continue
         passed, known = _peak_passed(group, max_n)
-        reached = not known or 2 * passed > known
+        reached = not known or majority(passed, known)
         regime = (f"peak passed in {passed}/{known} seeds" if known else "peak position unknown") + (
             "" if reached else ": gold is highest at the pool's largest n, so a fall cannot show (a larger pool "
             "or RL reaches it)")
@@ -131,7 +133,7 @@ def _fall_family(family: list, by_data: dict) -> list[dict]:
 def rl_fall_rows(rows: list[dict]) -> list[dict]:
     """Under RL, one row per (method, β_KL, RM size, data size) over seeds: the seed-pooled split-half fall of
     gold after its peak evaluation (SPEC §11, policy_train.regime: the peak chosen on half the prompts, the fall measured
-    on the others), its regime (the peak came before the last evaluation in a majority of seeds) and the
+    on the others), its regime (verdicts.past_peak: that split-half fall above 0 in a majority of seeds) and the
     proxy's rise (its last evaluation, in the run's own normalisation: 0 is the initial policy)."""
     groups = defaultdict(list)
     for r in rows:
@@ -140,8 +142,8 @@ def rl_fall_rows(rows: list[dict]) -> list[dict]:
     out = []
     for (method, beta, size, data), group in sorted(groups.items(), key=lambda kv: (kv[0][:2], kv[0][3], kv[0][2])):
         fall = _pool_key(group, "fall", "fall_lo", "fall_hi")
-        passed = sum(r["peak_step"] < r["final_step"] for r in group)
-        reached = 2 * passed > len(group)
+        passed = sum(map(past_peak, group))
+        reached = majority(passed, len(group))
         rise = float(np.mean([r["proxy_at_max_n"] for r in group]))
         kl = float(np.median([r["final_kl"] for r in group]))
         regime = f"peak passed in {passed}/{len(group)} seeds (median final KL {kl:.1f})" + (
@@ -260,11 +262,15 @@ def rl_rows(rows: list[dict]) -> list[dict]:
     out = [claim_row(claim_kl, f"KL(RL) − KL(BoN) at RL's final gold, smallest of {len(diffs)} runs: "
                           f"{fmt_estimate(min(diffs, key=lambda t: t[1]))}", verdict(*min(diffs, key=lambda t: t[1])[1:]))
            if diffs else claim_row(claim_kl, "BoN never reaches the RL runs' gold in this study", "inconclusive")]
-    return out + [penalty_row(claim_pen, policy)]
+    summaries = {(_rm_cell(r), r["method"], r["kl_penalty"]): r for r in rows
+                 if r.get("study") == "study_cell" and r.get("method") in ("rloo", "reinforce")}
+    return out + [penalty_row(claim_pen, policy, summaries)]
 
 
-def penalty_row(claim: str, policy: dict) -> dict:
-    """Gold of each β > 0 run minus the β = 0 run's gold at the same KL (interpolated), ± 1.96 combined SE."""
+def penalty_row(claim: str, policy: dict, summaries: dict | None = None) -> dict:
+    """Gold of each β > 0 run minus the β = 0 run's gold at the same KL (interpolated), ± 1.96 combined SE;
+    its regime: the β = 0 run past its gold peak (verdicts.past_peak on its summary row in `summaries`, keyed
+    (RM cell, method, β); without one, its raw peak before its largest KL) in a majority of cells."""
     by_rm = defaultdict(dict)
     for pts in policy.values():
         by_rm[(_rm_cell(pts[0]), pts[0]["method"])][pts[0]["kl_penalty"]] = pts
@@ -274,7 +280,8 @@ def penalty_row(claim: str, policy: dict) -> dict:
             continue
         free = runs[0.0]
         frees += 1
-        passed += int(np.argmax([r["gold"] for r in free])) < len(free) - 1
+        summary = (summaries or {}).get((_rm_cell(free[0]), free[0]["method"], 0.0))
+        passed += past_peak(summary) if summary else int(np.argmax([r["gold"] for r in free])) < len(free) - 1
         kl0, g0, se0 = (np.array([r[k] for r in free]) for k in ("kl", "gold", "gold_se"))
         for beta, pts in runs.items():
             end = pts[-1]
@@ -286,7 +293,7 @@ def penalty_row(claim: str, policy: dict) -> dict:
         return claim_row(claim, "needs RL runs at β_KL = 0 and β_KL > 0 whose final KL lies in the β = 0 run's range",
                     "not measured")
     widest = max(diffs, key=lambda t: abs(t[0]))
-    reached = 2 * passed > frees  # early stopping means something only where the β = 0 run's gold peaked
+    reached = majority(passed, frees)  # early stopping means something only where the β = 0 run's gold peaked
     regime = f"β = 0 run past its gold peak in {passed}/{frees} cells" + ("" if reached else ": train it longer")
     return claim_row(claim, f"gold(β > 0) − gold(β = 0) at matched KL, largest of {len(diffs)}: {fmt_estimate(widest)}",
                      equivalence(widest[1], widest[2]) if reached else NOT_REACHED, regime=regime,
@@ -323,13 +330,20 @@ def claims_markdown(table: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_claims(study_dir: str | Path) -> tuple[list[dict], Path]:
-    """Build the claims table of `study_dir`, write claims.md there; (rows, path)."""
+def study_results(study_dir: str | Path) -> list[dict]:
     run = RunDir(study_dir)
     if not run.file(RESULTS).is_file():
         raise GoodhartError(f"{run.path} has no {RESULTS}; point claims at a `goodhart study`, `goodhart rm suite` "
                             "or `goodhart policy pareto` directory")
-    table = claims_table(run.results())
-    path = run.file("claims.md")
+    return run.results()
+
+
+def run_claims(study_dir: str | Path, extra=None) -> tuple[list[dict], Path]:
+    """Build the claims table of `study_dir`, write claims.md there; (rows, path). `extra`: rows → more claim
+    rows (size_claims: the policy-size rows against a second study), checked before anything is written."""
+    rows = study_results(study_dir)
+    more = extra(rows) if extra is not None else []
+    table = claims_table(rows) + more
+    path = RunDir(study_dir).file("claims.md")
     atomic_write_text(path, claims_markdown(table))
     return table, path

@@ -6,7 +6,15 @@ from collections import defaultdict
 
 from goodhart.bon.prompt_stats import pooled
 from goodhart.report.matched import common_d, curve, extra_kl, matched
-from goodhart.report.verdicts import NOT_REACHED, claim_row, equivalence, fmt_estimate, verdict
+from goodhart.report.verdicts import (
+    NOT_REACHED,
+    claim_row,
+    equivalence,
+    fmt_estimate,
+    majority,
+    past_peak,
+    verdict,
+)
 
 
 def _pool(per_seed: dict) -> tuple[float, float, float]:
@@ -34,16 +42,17 @@ def _compare(claim: str, curves: dict, a: str, b: str, rule, why: str, need=None
 
 def _needs(summaries: dict, cell: str, what: str, why: str = "stopping early has nothing to match"):
     """A regime check over seeds for `cell`'s policy_summary rows: what = "converged" (gold flat between its
-    last two evaluations in every seed) or "past peak" (gold peaks before the last evaluation in a majority)."""
+    last two evaluations in every seed) or "past peak" (verdicts.past_peak, split-half, in a majority)."""
     def check(seeds: list) -> tuple[bool, str]:
         rows = [summaries[(s, cell)] for s in seeds if (s, cell) in summaries]
         if what == "converged":
             ok = sum(bool(r.get("converged")) for r in rows)
             text = f"{cell} converged in {ok}/{len(rows)} seeds (gold flat between its last two evaluations)"
             return bool(rows) and ok == len(rows), text + ("" if rows and ok == len(rows) else ": train it longer")
-        ok = sum(r["peak_step"] < r.get("final_step", r["peak_step"] + 1) for r in rows)
-        text = f"{cell} past its gold peak in {ok}/{len(rows)} seeds"
-        return 2 * ok > len(rows), text + ("" if 2 * ok > len(rows) else f": its gold never peaked, so {why}")
+        ok = sum(map(past_peak, rows))
+        text = f"{cell} past its gold peak in {ok}/{len(rows)} seeds (split-half)"
+        reached = majority(ok, len(rows))
+        return reached, text + ("" if reached else f": its gold never peaked, so {why}")
     return check
 
 

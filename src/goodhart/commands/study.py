@@ -107,6 +107,8 @@ class Pools:
     pool: np.ndarray  # (E, N) evaluation completions
     gold_norm: np.ndarray  # (E, N) gold standardised on the pool (SPEC §5)
     ns: np.ndarray
+    gold_raw: tuple[float, float] = (0.0, 1.0)  # the standardisation (shift, scale): raw gold = shift + scale × z
+    policy_params: int = 0
 
     def pool_texts(self) -> tuple[list[str], list[str]]:
         N = self.pool.shape[1]
@@ -152,8 +154,9 @@ def prepare(cfg: StudyConfig) -> Pools:
     N = cfg.data.eval_samples_per_prompt
     pool, pool_gold = policy_pool(world, eval_prompts, N, cfg.sampling, cfg.seed + 1, "sample eval pool", cfg.cache)
     world.policy.to("cpu")  # the policy is not needed again until a policy cell
-    return Pools(world, device, train_prompts, comps, gold, eval_prompts, pool, standardise(pool_gold)[0],
-                 resolve_ns(cfg.bon.ns, N))
+    gold_norm, shift, scale = standardise(pool_gold)
+    return Pools(world, device, train_prompts, comps, gold, eval_prompts, pool, gold_norm, resolve_ns(cfg.bon.ns, N),
+                 (float(shift), float(scale)), sum(p.numel() for p in world.policy.parameters()))
 
 
 def attach(cfg: StudyConfig, pools: Pools) -> Pools:
@@ -244,10 +247,13 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
 
 
 def oracle_rows(cfg: StudyConfig, pools: Pools) -> list[dict]:
-    """Best-of-n selected by gold itself: the ceiling every proxy is measured against."""
+    """Best-of-n selected by gold itself: the ceiling every proxy is measured against. Its summary row also
+    carries the pool's gold standardisation and the policy's size, so studies of two policies can be compared
+    in raw gold units (the policy-size claims)."""
     curve = pool_curve(pools.gold_norm, pools, cfg.bon.bootstrap, cfg.seed)
     common = {"study": "study", "cell": ORACLE, "method": "bon", "aggregation": "gold", "world": pools.world.name}
-    return [common | p for p in curve["points"]] + [common | {"study": "study_cell"} | curve["summary"]]
+    pool = {"gold_shift": pools.gold_raw[0], "gold_scale": pools.gold_raw[1], "policy_params": pools.policy_params}
+    return [common | p for p in curve["points"]] + [common | {"study": "study_cell"} | curve["summary"] | pool]
 
 
 def policy_cell_config(cfg: StudyConfig, pcell: PolicyCell, reward_model: str) -> PolicyTrainConfig:

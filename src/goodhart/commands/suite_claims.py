@@ -6,7 +6,7 @@ over seeds (pooled_bon_diffs). Each verdict follows the table's stated rule (rep
 """
 
 from goodhart.report.suite_tables import SETS, pooled_bon_diffs, pooled_tests
-from goodhart.report.verdicts import NOT_REACHED, claim_row, mcnemar_verdict, verdict
+from goodhart.report.verdicts import NOT_REACHED, claim_row, majority, mcnemar_verdict, verdict
 
 
 def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: bool, rho: float) -> dict:
@@ -43,7 +43,7 @@ def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float, rows:
     # "overoptimises less" needs the baseline to overoptimise: the ENS mean's gold past its peak in most seeds
     passed, known = peaks_passed(rows, rho, d["b"], max_n)
     single = peaks_passed(rows, rho, "member_0", max_n)
-    reached = known > 0 and 2 * passed > known
+    reached = majority(passed, known)
     regime = (f"{d['b']} peak passed in {passed}/{known} seeds (a single member: {single[0]}/{single[1]})"
               + ("" if reached else ": its gold is highest at the pool's largest n, so there is no overoptimisation "
                  "to lessen (a larger pool, fewer comparisons or RL against it reaches it)"))

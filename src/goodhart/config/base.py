@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-WorldName = Literal["lab", "lab-tiny", "smoke", "sentiment", "gao", "hf"]
-DEFAULT_WORLD = "lab"  # the world built for the phenomenon (worlds/lab.py); lab-tiny is its seconds-long variant for tests
+WorldName = Literal["lab", "lab-tiny", "lab-small", "lab-tiny-small", "smoke", "sentiment", "gao", "hf"]
+DEFAULT_WORLD = "lab"  # the world built for the phenomenon (worlds/lab.py); lab-tiny is its seconds-long variant for tests, lab-small its smaller policy (same gold and proxies), lab-tiny-small that at test size
 
 
 def _on_off(value):

@@ -40,6 +40,21 @@ def mcnemar_verdict(test: dict, a_wins: bool = True) -> str:
     return "reproduced" if (test["only_a"] > test["only_b"]) == a_wins else "contradicted"
 
 
+def majority(passed: int, known: int) -> bool:
+    """The regime rule over seeds: reached when more than half of the `known` seeds passed (none known: not)."""
+    return known > 0 and 2 * passed > known
+
+
+def past_peak(row: dict) -> bool:
+    """A policy run's gold passed its peak, by the split-half rule (SPEC §11): the peak step chosen on half the
+    evaluation prompts holds more gold than the last evaluation on the other half (the run's split-half `fall`
+    point above 0), so noise at one evaluation does not make a peak. Rows without a split-half fall (fewer than
+    4 evaluation prompts) fall back to the raw peak's position: before the last evaluation."""
+    if row.get("fall") is not None:
+        return row["fall"] > 0
+    return row["peak_step"] < row.get("final_step", row["peak_step"] + 1)
+
+
 def claim_row(claim: str, measured: str, verdict_: str, seeds: str = "", regime: str = "",
               interval: tuple[float, float] | None = None) -> dict:
     """One row of the claims table. `regime`: what the claim needs and whether it was reached; an

@@ -14,6 +14,10 @@
 - Proxies: the same pretrained body cut to a smaller size (worlds/family.shrink cuts further for a study's
   RM sizes), with a new score head, trained by the reward floor on gold-labelled comparisons.
 
+A policy-size variant (LabSpec.shares, e.g. lab-small) pretrains only its own policy, of another size, on the
+same text with the shared world's tokenizer, and takes that world's gold, proxy backbone and prompts: Gao et
+al.'s policy-size comparison (the same gold and the same RM family, another policy).
+
 Built once on first use and cached in $GOODHART_CACHE/lab-v1-<name>-<hash>/ (base/: the policy; gold-<hash>/: the
 gold, keyed by the judge too; a killed build resumes from the finished step; the gold's samples are a content-cached pool); `goodhart doctor` shows it.
 """
@@ -37,16 +41,8 @@ from goodhart.progress import console, progress_bar
 from goodhart.runs import atomic_write_text, cache_dir
 from goodhart.worlds.base import World, read_prompt_file
 from goodhart.worlds.gao import agreement, all_pairs
-from goodhart.worlds.lab_corpus import (
-    Judge,
-    bucket,
-    hf_tokenizers,
-    known_words,
-    paragraphs,
-    prompt_sets,
-    split_of,
-    train_tokenizer,
-)
+from goodhart.worlds.lab_corpus import Judge, bucket, known_words, paragraphs, prompt_sets, split_of
+from goodhart.worlds.lab_pretrain import pretrain
 
 VERSION = "lab-v1"
 
@@ -79,20 +75,27 @@ class LabSpec:
     gold_batch: int = 32
     max_new_tokens: int = 24
     seed: int = 0
+    # a policy-size variant: the world whose tokenizer, gold and proxy backbone this one shares (None: its own);
+    # the gold and proxy fields above are then that world's, not this spec's
+    shares: str | None = None
 
 
 TINY = LabSpec(vocab=512, layers=2, hidden=32, intermediate=64, epochs=1.0, batch=16, corpus_share=3, gold_lr=3e-3,
                proxy_layers=1, proxy_hidden=16, proxy_intermediate=32, gold_prompts=40, gold_samples=8,
                gold_repeat_samples=2, gold_pairs=1200, max_new_tokens=12)
-SPECS = {"lab": LabSpec(), "lab-tiny": TINY}
+# the smaller policy of Gao's policy-size axis: 3 × 96 × 256 (0.33M non-embedding parameters, 4× fewer than lab's)
+SMALL = replace(LabSpec(), layers=3, hidden=96, intermediate=256, shares="lab")
+SPECS = {"lab": LabSpec(), "lab-tiny": TINY, "lab-small": SMALL,
+         "lab-tiny-small": replace(TINY, layers=1, intermediate=64, shares="lab-tiny")}  # lab-small at test size
 
 
 POLICY_FIELDS = ("vocab", "layers", "hidden", "intermediate", "head_dim", "context", "epochs", "batch", "lr",
-                 "corpus_share", "seed")  # what the pretrained policy depends on (the rest: the gold)
+                 "corpus_share", "seed", "shares")  # what the pretrained policy depends on (the rest: the gold)
 
 
 def spec_key(spec: LabSpec, fields=None) -> str:
-    values = {k: v for k, v in asdict(spec).items() if fields is None or k in fields}
+    # a field left at None is not part of the key, so an optional field added later keeps existing caches
+    values = {k: v for k, v in asdict(spec).items() if (fields is None or k in fields) and v is not None}
     return hashlib.sha256(json.dumps({"version": VERSION, "judge": Judge.version} | values if fields is None else
                                      {"version": VERSION} | values, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -114,73 +117,6 @@ def _atomic_dir(target: Path, write) -> None:
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
-
-
-def policy_config(spec: LabSpec, tok):
-    from transformers import LlamaConfig
-
-    heads = spec.hidden // spec.head_dim
-    return LlamaConfig(vocab_size=spec.vocab, hidden_size=spec.hidden, num_hidden_layers=spec.layers,
-                       num_attention_heads=heads, num_key_value_heads=heads, intermediate_size=spec.intermediate,
-                       max_position_embeddings=2 * spec.context, tie_word_embeddings=True,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-
-
-def token_stream(tok, texts: list[str]) -> torch.Tensor:
-    """[BOS] text [EOS] for every text, concatenated: (total tokens,) int64."""
-    ids = []
-    for enc in tok(texts, add_special_tokens=False)["input_ids"]:
-        ids += [tok.bos_token_id, *enc, tok.eos_token_id]
-    return torch.tensor(ids)
-
-
-@torch.no_grad()
-def heldout_loss(model, stream: torch.Tensor, context: int, rows: int = 64) -> float:
-    """Mean next-token cross-entropy (nats) on the first `rows` windows of `stream`."""
-    n = min(rows, (len(stream) - 1) // context)
-    x = stream[: n * context].view(n, context)
-    was = model.training
-    model.eval()
-    loss = model(input_ids=x, labels=x).loss.item()
-    model.train(was)
-    return loss
-
-
-def pretrain(spec: LabSpec, texts: list[str], heldout: list[str]):
-    """Train the tokenizer and the policy LM on `texts`: AdamW, warm-up then cosine decay, random windows of
-    spec.context tokens. Returns (model, policy tokenizer, RM tokenizer, facts)."""
-    from transformers import LlamaForCausalLM
-
-    start = time.perf_counter()
-    tok, rm_tok = hf_tokenizers(train_tokenizer(texts, spec.vocab))
-    stream, held = token_stream(tok, texts), token_stream(tok, heldout)
-    torch.manual_seed(spec.seed)
-    model = LlamaForCausalLM(policy_config(spec, tok))
-    init_loss = heldout_loss(model, held, spec.context)
-    steps = max(1, int(spec.epochs * len(stream) / (spec.batch * spec.context)))
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.1, betas=(0.9, 0.95))
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    rng = torch.Generator().manual_seed(spec.seed)
-    model.train()
-    with progress_bar(steps, f"lab world: pretrain the policy ({steps} steps)") as advance:
-        for _ in range(steps):
-            at = torch.randint(0, len(stream) - spec.context, (spec.batch,), generator=rng)
-            x = torch.stack([stream[i: i + spec.context] for i in at.tolist()])
-            model(input_ids=x, labels=x).loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            advance()
-    model.eval()
-    facts = {"pretrain_tokens": len(stream), "pretrain_steps": steps, "heldout_tokens": len(held),
-             "heldout_loss_init": init_loss, "heldout_loss": heldout_loss(model, held, spec.context),
-             "params": sum(p.numel() for p in model.parameters()),
-             "non_embedding_params": sum(p.numel() for n, p in model.named_parameters() if "embed" not in n),
-             "pretrain_s": time.perf_counter() - start}
-    return model, tok, rm_tok, facts
 
 
 def proxy_from(policy: Path, spec: LabSpec, seed: int, layers: int, hidden: int, intermediate: int):
@@ -321,10 +257,10 @@ def corpus_splits(spec: LabSpec) -> dict[str, list[str]]:
     return out
 
 
-def build_policy(spec: LabSpec, target: Path) -> dict:
+def build_policy(spec: LabSpec, target: Path, tokenizers: tuple | None = None) -> dict:
     """Pretrain the policy and write it (model, tokenizer, RM tokenizer, facts) into `target` atomically."""
     splits = corpus_splits(spec)
-    model, tok, rm_tok, facts = pretrain(spec, splits["pretrain"], splits["heldout"])
+    model, tok, rm_tok, facts = pretrain(spec, splits["pretrain"], splits["heldout"], tokenizers)
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp / "policy")
@@ -341,6 +277,8 @@ def lab_world(name: str = "lab") -> World:
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     spec, root = SPECS[name], world_dir(name)
+    if spec.shares:
+        return _sized_variant(name, spec, root)
     if not (root / "base" / "policy" / "model.safetensors").is_file():
         console.print(f"{name} world: pretraining its policy once (cached in {root})")
         facts = build_policy(spec, root / "base")
@@ -373,6 +311,27 @@ def lab_world(name: str = "lab") -> World:
     return replace(world, gold=gold, gold_name=f"lab-gold:{gold_id}", gold_id=gold_id)
 
 
+def _sized_variant(name: str, spec: LabSpec, root: Path) -> World:
+    """A policy-size variant of the world spec.shares: its own pretrained policy (same text, same tokenizer),
+    that world's prompts, gold, proxy backbone and OOD prompts."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    shared = lab_world(spec.shares)  # built first: its tokenizer, gold and proxy backbone
+    shared_base = world_dir(spec.shares) / "base"
+    if not (root / "base" / "policy" / "model.safetensors").is_file():
+        console.print(f"{name} world: pretraining its {spec.layers} × {spec.hidden} policy once, with the "
+                      f"{spec.shares} world's tokenizer, gold and proxies (cached in {root})")
+        toks = (AutoTokenizer.from_pretrained(shared_base / "policy"),
+                AutoTokenizer.from_pretrained(shared_base / "rm_tokenizer"))
+        facts = build_policy(spec, root / "base", toks)
+        console.print(f"policy: held-out next-token loss {facts['heldout_loss']:.2f} nats (random init "
+                      f"{facts['heldout_loss_init']:.2f}), {facts['pretrain_s']:.0f} s")
+    policy_path = root / "base" / "policy"
+    policy = LlamaForCausalLM.from_pretrained(policy_path, dtype=torch.float32).eval()
+    return replace(shared, name=name, policy_id=f"{name}-{spec_key(spec)}", policy=policy,
+                   tokenizer=AutoTokenizer.from_pretrained(policy_path))
+
+
 class LearnedRM:
     """A sequence-classification checkpoint as a gold callable (loaded on first call)."""
 
@@ -394,7 +353,7 @@ class LearnedRM:
 def lab_facts(name: str = "lab") -> dict | None:
     """The cached world's facts (policy and gold; None when not built yet), for `goodhart doctor`."""
     root = world_dir(name)
-    parts = [root / "base" / "facts.json", gold_dir(name) / "facts.json"]
+    parts = [root / "base" / "facts.json", gold_dir(SPECS[name].shares or name) / "facts.json"]
     if not parts[0].is_file():
         return None
     return {k: v for p in parts if p.is_file() for k, v in json.loads(p.read_text()).items()}

@@ -5,6 +5,8 @@ from collections.abc import Callable
 from goodhart.errors import GoodhartError
 from goodhart.worlds.base import World
 
+LAB_WORLDS = ("lab", "lab-tiny", "lab-small", "lab-tiny-small")  # worlds/lab.py's SPECS (imported lazily: it loads torch)
+
 
 def proxy_factory(world: str, hf_cfg, backbone: str | None = None) -> Callable[[int], tuple]:
     """seed -> fresh (proxy RM, tokenizer): `backbone` if given, else the world's proxy backbone.
@@ -20,7 +22,7 @@ def proxy_factory(world: str, hf_cfg, backbone: str | None = None) -> Callable[[
         from goodhart.worlds.smoke import make_proxy
 
         return make_proxy
-    if world in ("lab", "lab-tiny"):  # the pretrained lab LM's body: building the world if need be
+    if world in LAB_WORLDS:  # the pretrained lab LM's body: building the world if need be
         from goodhart.worlds.lab import lab_world
 
         return lab_world(world).make_proxy
@@ -51,7 +53,7 @@ def _build_world(cfg) -> World:
         from goodhart.worlds.sentiment import sentiment_world
 
         return sentiment_world()
-    if cfg.world in ("lab", "lab-tiny"):
+    if cfg.world in LAB_WORLDS:
         from goodhart.worlds.lab import lab_world
 
         return lab_world(cfg.world)
