@@ -5,7 +5,8 @@
 1. sampling: the fast engine on the lab policy (4 prompts × 1,024 samples × 24 tokens) against the same engine
    on SmolLM2-135M (2 prompts × 128 × 32, its dtype as sampling.dtype auto picks), tokens/s of each and their
    ratio; the lab engine's share of its roofline (a GEMM probe at its decode shape, (rows, hidden) @
-   (hidden, 4·hidden), fp32; work = 2 × parameters FLOPs per token, prompts counted once);
+   (hidden, 4·hidden), fp32; work = 2 × parameters FLOPs per token, prompts counted once); and the decode
+   steps' attention, hand-written (cascade.decode_attention) against torch's SDPA, interleaved, same samples;
 2. pool: --pool-prompts × --pool-k samples drawn and scored by gold and by the three proxies of `goodhart run`
    (the default proxy size; the weights do not change the cost), seconds of each part;
 3. RL: RLOO steps at 16 prompts × 4 samples (64 rollouts) against a proxy of the default size, seconds a step.
@@ -59,6 +60,7 @@ def main() -> None:
     print(f"lab policy: {params / 1e6:.2f}M parameters; fast engine {rate:,.0f} tokens/s ({count} tokens in "
           f"{seconds:.1f} s); GEMM probe {flops / 1e9:.0f} GFLOP/s fp32 → roofline {roof:,.0f} tokens/s: "
           f"{100 * rate / roof:.0f}% of roofline")
+    attention_ab(lab, texts)
     if not args.skip_smollm2:
         smol = load_world(load_run_config(world="sentiment"))
         dtype = sampling_dtype("auto", cpu)
@@ -95,6 +97,47 @@ def main() -> None:
           f"{t_proxy:.0f} s: {(t_sample + t_gold + t_proxy) / 60:.1f} min in all (gold mean {np.mean(gold):+.3f})")
 
     rl_step(lab, args.rl_steps)
+
+
+def attention_ab(world, texts, rounds: int = 2) -> None:
+    """Decode-step attention: cascade.decode_attention (the shipped path on a CPU) against transformers' SDPA,
+    interleaved rounds of the same 4 × 1,024 pool draw (same seed), median seconds each; the samples must match."""
+    import goodhart.sampling.cascade as cascade
+
+    shipped = cascade.fast_attention
+
+    def sdpa_only(module, query, key, value, attention_mask, *, scaling=None, shared_prefix=None, **kwargs):
+        if shared_prefix is not None:
+            return shipped(module, query, key, value, attention_mask, scaling=scaling, shared_prefix=shared_prefix)
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        out, weights = sdpa_attention_forward(module, query.to(key.dtype), key, value, attention_mask,
+                                              scaling=scaling, **kwargs)
+        return out.to(query.dtype), weights
+
+    times, samples = {"hand-written": [], "sdpa": []}, {}
+    try:
+        for _ in range(rounds):
+            for name, fn in (("hand-written", shipped), ("sdpa", sdpa_only)):
+                cascade.fast_attention = fn
+                cascade.register_fast_attention()
+                _, _, sec = tokens_per_s(world, texts, 1024, 24, 1024, torch.float32)
+                times[name].append(sec)
+                samples[name] = world_samples(world, texts[:1])
+    finally:
+        cascade.fast_attention = shipped
+        cascade.register_fast_attention()
+    a, b = (float(np.median(times[k])) for k in ("hand-written", "sdpa"))
+    same = samples["hand-written"] == samples["sdpa"]
+    print(f"decode attention: hand-written {a:.2f} s vs SDPA {b:.2f} s per 4 × 1,024 pool: {b / a:.2f}× "
+          f"(median of {rounds}); same samples: {same}")
+
+
+def world_samples(world, texts) -> list:
+    from goodhart.sampling.engines import sample_completions
+
+    return sample_completions(world.policy, world.tokenizer, texts, 64, max_new_tokens=24, batch_size=1024, seed=3,
+                              add_special_tokens=world.add_special_tokens, engine="fast", dtype=torch.float32)
 
 
 def rl_step(world, steps: int) -> None:

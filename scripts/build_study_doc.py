@@ -1,6 +1,8 @@
 """Write the measured part of a study's (or an RM suite's) docs page from its run directory alone.
 
     python scripts/build_study_doc.py runs/study-gao --page docs/study-gao.md --img docs/img --prefix study-gao
+    python scripts/build_study_doc.py runs/study-lab --smaller-policy runs/study-lab-small --page docs/study.md \\
+        --img docs/img --prefix study-lab
     python scripts/build_study_doc.py runs/rm-suite-lab --page docs/rm_suite.md --img docs/img --prefix rm-suite-lab
     python scripts/build_study_doc.py runs/pareto-lab --page docs/policy_pareto.md --img docs/img --prefix pareto-lab
 
@@ -13,6 +15,8 @@ For a `goodhart rm suite` directory: the setup (from its config.yaml and rows), 
 tables pooled over seeds (accuracies, McNemar tests, paired Best-of-n differences), three figures and the time.
 For a `goodhart policy pareto` directory: the claims table, every cell's gold at one shared d against the
 Best-of-n curve (paired, seeds pooled), every run's summary and wall time, the one-axis figure and the KL schedule.
+With --smaller-policy (a study of the same grid on a smaller policy, `--world lab-small`): the claims table gains
+the policy-size rows, and a section compares the two policies' Best-of-n curves in raw gold units.
 """
 
 import argparse
@@ -27,6 +31,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from goodhart.commands.claims import _cells, _fit_key, _pool_key, claims_markdown, claims_table
+from goodhart.commands.size_claims import policy_size_rows
 from goodhart.errors import GoodhartError
 from goodhart.report.pareto_tables import (
     grid_wall_s,
@@ -36,7 +41,7 @@ from goodhart.report.pareto_tables import (
     run_wall_s,
 )
 from goodhart.report.plots import plot_bon, plot_policy, plot_suite_accuracy
-from goodhart.report.study_plots import plot_gao
+from goodhart.report.study_plots import plot_gao, plot_policy_size
 from goodhart.report.suite_tables import pooled_bon_diffs, pooled_suite, suite_markdown
 from goodhart.runs import RunDir, atomic_write_bytes, atomic_write_text, read_jsonl
 
@@ -256,7 +261,22 @@ def pareto_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel:
     return "\n".join(out)
 
 
-def generated(study: Path, img: Path, prefix: str, rel: str) -> str:
+def _policy_label(rows: list[dict]) -> str:
+    pool = next(r for r in rows if r.get("study") == "study_cell" and r.get("aggregation") == "gold")
+    return f"{pool['world']} ({pool.get('policy_params', 0) / 1e6:.2f}M)"
+
+
+def size_section(rows: list[dict], small: list[dict], img: Path, prefix: str, rel: str, small_run: RunDir) -> list[str]:
+    """The policy-size section: the two policies' curves in raw gold, and what each study took."""
+    _png(plot_policy_size({_policy_label(rows): rows, _policy_label(small): small}), img / f"{prefix}_policy_size.png")
+    return ["", "## Policy size", "", f"The same grid's shared cells on a smaller policy ({_policy_label(small)}, "
+            f"`{small_run.path.name}`; the same gold, proxy backbone and prompts): the policy-size rows of the claims "
+            "table above.", "", f"![Best-of-n by policy size]({rel}/{prefix}_policy_size.png)", "",
+            "Best-of-n gold gain of the full-size proxy over each policy's own mean, raw gold units, mean over seeds; "
+            "dotted: each policy's gold-selected ceiling.", "", "Smaller policy's study: " + _time(small_run, small)]
+
+
+def generated(study: Path, img: Path, prefix: str, rel: str, smaller: Path | None = None) -> str:
     run = RunDir(study)
     rows = run.results()
     if any(r.get("study") == "policy_summary" for r in rows):
@@ -264,6 +284,11 @@ def generated(study: Path, img: Path, prefix: str, rel: str) -> str:
     if not any(r.get("study") == "study_cell" for r in rows) and any(r.get("study") == "rm_suite" for r in rows):
         return suite_generated(run, rows, img, prefix, rel)
     claims = claims_table(rows)  # refuses a directory without study cells before anything is written
+    small = RunDir(smaller).results() if smaller else None
+    if small is not None:
+        if not _cells(small):
+            raise GoodhartError(f"{smaller} has no Best-of-n study cells; --smaller-policy takes a `goodhart study`")
+        claims += policy_size_rows(rows, small)
     cells = pooled_cells(_cells(rows))
     img.mkdir(parents=True, exist_ok=True)
     seeds = sorted({s for c in cells for s in c["seeds"]})
@@ -279,8 +304,10 @@ def generated(study: Path, img: Path, prefix: str, rel: str) -> str:
             "per data size; dotted: the fit d(α − βd); grey: gold-selected ceiling.", "",
             f"![α, β and peak gold, pooled]({rel}/{prefix}_pooled.png)", "",
             "α and β against RM size, peak gold against data size (hollow: not better than chance), seed-pooled.",
-            "", "## Time", "", _time(run, rows), ""]
-    return "\n".join(out)
+            "", "## Time", "", _time(run, rows)]
+    if small is not None:
+        out += size_section(rows, small, img, prefix, rel, RunDir(smaller))
+    return "\n".join(out + [""])
 
 
 def main(argv=None) -> int:
@@ -289,15 +316,17 @@ def main(argv=None) -> int:
     p.add_argument("--page", required=True)
     p.add_argument("--img", required=True)
     p.add_argument("--prefix", required=True)
+    p.add_argument("--smaller-policy", type=Path, help="a `goodhart study` of the same grid on a smaller policy")
     a = p.parse_args(argv)
     study, page, img = Path(a.study), Path(a.page), Path(a.img)
-    if not (study / "results.jsonl").is_file():
-        print(f"error: {study} has no results.jsonl; point this at a `goodhart study` directory", file=sys.stderr)
-        return 2
+    for path in (study, a.smaller_policy):
+        if path is not None and not (path / "results.jsonl").is_file():
+            print(f"error: {path} has no results.jsonl; point this at a `goodhart study` directory", file=sys.stderr)
+            return 2
     old = page.read_text() if page.is_file() else ""
     head = old.split(MARKER)[0].rstrip() + "\n\n" if old else ""
     try:
-        text = generated(study, img, a.prefix, os.path.relpath(img, page.parent))
+        text = generated(study, img, a.prefix, os.path.relpath(img, page.parent), a.smaller_policy)
     except GoodhartError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

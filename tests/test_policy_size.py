@@ -2,6 +2,8 @@
 tokenizer, under the same gold and proxy family; `goodhart claims --smaller-policy` compares two studies of
 the same grid in raw gold units (each pool standardised on its own policy's samples)."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,8 @@ from goodhart.runs import read_jsonl
 
 from helpers import goodhart
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+ROOT = Path(__file__).parents[1]
+CONFIGS = ROOT / "configs"
 
 
 def _study(world: str, scale: float, peak: float, fall: float, rl_fall: float, peak_n: int = 64) -> list[dict]:
@@ -90,6 +93,14 @@ def test_study_lab_small_config_shares_the_gold_and_compares_policy_sizes(tmp_pa
                   "≈ a larger policy overoptimises about as much under Best-of-n (128 comparisons",
                   "≈ a larger policy overoptimises about as much under RL (RLOO β_KL 0, full, 32 comparisons)"):
         assert f"| {claim}" in text, claim
+    # the study page's generator: the same rows, and the policy-size figure
+    page = tmp_path / "study.md"
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_study_doc.py"), str(outs["lab-tiny"]),
+                          "--smaller-policy", str(outs["lab-tiny-small"]), "--page", str(page), "--img",
+                          str(tmp_path / "img"), "--prefix", "t"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "## Policy size" in page.read_text() and "| a larger policy gains less gold" in page.read_text()
+    assert (tmp_path / "img" / "t_policy_size.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("smaller", ["missing", "empty"])

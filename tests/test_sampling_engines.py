@@ -178,6 +178,30 @@ def test_cascade_attention_equals_attention_over_the_prompt_copied_to_every_row(
     assert kept.segments == [(0, 0, 1), (1, 1, 2), (2, 2, 3)]
 
 
+@pytest.mark.parametrize("mask", ["bool", "additive", "none"])
+def test_decode_attention_equals_sdpa_at_one_query_token(mask):
+    """The fast engine's decode-step attention against torch's SDPA: grouped-query heads (2 KV heads × 3),
+    left padding masked by a bool or an additive mask longer than the cache (as transformers passes it)."""
+    from torch.nn.functional import scaled_dot_product_attention
+
+    from goodhart.sampling.cascade import decode_attention
+
+    gen = torch.Generator().manual_seed(1)
+    rows, kv_heads, group, length, dim = 5, 2, 3, 9, 16
+    q = torch.randn(rows, kv_heads * group, 1, dim, generator=gen)
+    k, v = (torch.randn(rows, kv_heads, length, dim, generator=gen) for _ in range(2))
+    visible = torch.ones(rows, 1, 1, length + 2, dtype=torch.bool)
+    visible[0, ..., :3] = visible[3, ..., :1] = False
+    given = {"bool": visible, "additive": torch.zeros(visible.shape).masked_fill(~visible, float("-inf")),
+             "none": None}[mask]
+    seen = visible[..., :length] if mask != "none" else None
+    want = scaled_dot_product_attention(q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1),
+                                        attn_mask=seen, scale=0.3).transpose(1, 2)
+    got = decode_attention(q, k, v, given, 0.3)
+    assert got.shape == want.shape == (rows, 1, kv_heads * group, dim)
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fast_engine_shared_prompt_attention_gives_the_samples_of_copied_prompts(world, dtype):
     """Same seed: decoding on one KV copy per prompt (cascade) draws the samples that decoding on the

@@ -230,3 +230,33 @@ def plot_methods(rows: list[dict]) -> Figure | None:
     ax.axhline(0, color="0.8", lw=0.8)
     ax.legend(fontsize=7)
     return fig
+
+
+def plot_policy_size(studies: dict[str, list[dict]], rm_size: str = "full") -> Figure:
+    """Gao's policy-size figure: Best-of-n gold gain of the `rm_size` proxy against d, mean over seeds, one panel
+    per data size both studies have; one colour per policy (`studies`: its label → its results rows), in raw gold
+    units (each study's pool standardisation undone: the same gold RM on both), gold-selected ceiling dotted."""
+    def curves(rows):
+        scale = next(r["gold_scale"] for r in rows if r.get("study") == "study_cell" and r.get("aggregation") == "gold")
+        by = defaultdict(lambda: defaultdict(list))
+        for r in curve_rows(rows):
+            if r.get("method") == "bon" and (r.get("rm_size") == rm_size or r.get("aggregation") == "gold"):
+                by[r.get("data_size") if r.get("aggregation") != "gold" else "oracle"][r["n"]].append(r)
+        return {k: sorted((np.mean([p["d"] for p in ps]), scale * np.mean([p["gold"] for p in ps]))
+                          for ps in pts.values()) for k, pts in by.items()}
+    got = {name: curves(rows) for name, rows in studies.items()}
+    datas = sorted(set.intersection(*({k for k in c if k != "oracle"} for c in got.values())))
+    fig = Figure(figsize=(3.6 * max(1, len(datas)), 3.4), layout="constrained")
+    axes = fig.subplots(1, max(1, len(datas)), squeeze=False, sharey=True).ravel()
+    for ax, data in zip(axes, datas, strict=False):
+        ax.set_title(f"{data} comparisons", fontsize=9)
+        ax.grid(alpha=0.3)
+        for i, (name, c) in enumerate(got.items()):
+            ax.plot(*zip(*c[data], strict=True), "-", color=f"C{i}", lw=1.8, label=name)
+            if "oracle" in c:
+                ax.plot(*zip(*c["oracle"], strict=True), ":", color=f"C{i}", lw=1)
+        ax.set_xlabel(D_LABEL, fontsize=8)
+    axes[0].set_ylabel("gold gain over the policy's mean (raw gold)", fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper left", title="policy", title_fontsize=7)
+    fig.suptitle(f"Best-of-n against the {rm_size} proxy, mean over seeds (dotted: gold-selected)", fontsize=10)
+    return fig

@@ -88,14 +88,33 @@ def cascade_attention(query, key, value, prefix: SharedPrefix, layer: int, scali
     return out.reshape(rows, heads, dim)[:, None]
 
 
+def decode_attention(query, key, value, attention_mask, scaling: float) -> torch.Tensor:
+    """Attention of one query token per row (a decode step) as two batched matrix products: query (R, H, 1, d),
+    key/value (R, KV heads, T, d), attention_mask None, bool (True: attend) or additive, broadcastable to
+    (R, 1, 1, ≥ T). Returns (R, 1, H, d) in the cache's dtype. Written by hand because torch's CPU
+    flash-attention kernel is built for long queries: at one query token, tiny heads and short caches (the lab
+    policy's 8 heads of 16) it spent 43% of a pool's decode time (torch.profiler; benchmarks/README.md)."""
+    rows, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    q = query.to(key.dtype).reshape(rows, kv_heads, heads // kv_heads, dim)  # query head h reads KV head h // G
+    scores = q @ key.transpose(-1, -2) * scaling  # (R, KV heads, G, T)
+    if attention_mask is not None:
+        mask = attention_mask[..., : key.shape[-2]]
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    return (torch.softmax(scores, dim=-1) @ value).reshape(rows, heads, dim)[:, None]
+
+
 def fast_attention(module, query, key, value, attention_mask, *, scaling=None, shared_prefix=None, **kwargs):
-    """The fast engine's attention: cascade_attention in decode steps that pass a `shared_prefix`;
-    otherwise (the prefill) transformers' SDPA on the cache's dtype. A bf16 body keeps an fp32 KV cache:
-    the query is upcast, the output cast back (torch's CPU flash-attention kernel ran 2.4× slower in
-    bf16 than in fp32 at decode shapes, 4.8 vs 2.0 ms per call, 128 rows, SmolLM2-135M)."""
+    """The fast engine's attention: cascade_attention in decode steps that pass a `shared_prefix`,
+    decode_attention in other decode steps on a CPU; otherwise (the prefill, or a GPU) transformers' SDPA on
+    the cache's dtype. A bf16 body keeps an fp32 KV cache: the query is upcast, the output cast back (torch's
+    CPU flash-attention kernel ran 2.4× slower in bf16 than in fp32 at decode shapes, 4.8 vs 2.0 ms per call,
+    128 rows, SmolLM2-135M)."""
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     if shared_prefix is not None:
-        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         return cascade_attention(query, key, value, shared_prefix, module.layer_idx, scale).to(query.dtype), None
+    if query.shape[2] == 1 and query.device.type == "cpu":
+        return decode_attention(query, key, value, attention_mask, scale).to(query.dtype), None
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     out, weights = sdpa_attention_forward(module, query.to(key.dtype), key, value, attention_mask, scaling=scaling,
