@@ -93,7 +93,9 @@ def policy_size_rows(large: list[dict], small: list[dict]) -> list[dict]:
 
 
 def _rl_rows(claim: str, large: list[dict], small: list[dict], facts: tuple, names: str) -> list[dict]:
-    """The split-half fall of gold after its peak under RL, at each (method, β, RM size, data size) both have."""
+    """The split-half fall of gold after its peak under RL, at each (method, β, RM size, data size) both have.
+    A policy cell's gold is standardised on its own initial samples of the same evaluation prompts, not on the
+    pool; it is converted with the pool's scale (both are the initial policy's samples of those prompts)."""
     def groups(rows):
         out = {}
         for r in rows:
