@@ -31,7 +31,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from goodhart.commands.claims import _cells, _fit_key, _pool_key, claims_markdown, claims_table
-from goodhart.commands.size_claims import policy_size_rows
+from goodhart.commands.size_claims import policy_name, policy_size_rows, pool_facts
 from goodhart.errors import GoodhartError
 from goodhart.report.pareto_tables import (
     grid_wall_s,
@@ -261,15 +261,11 @@ def pareto_generated(run: RunDir, rows: list[dict], img: Path, prefix: str, rel:
     return "\n".join(out)
 
 
-def _policy_label(rows: list[dict]) -> str:
-    pool = next(r for r in rows if r.get("study") == "study_cell" and r.get("aggregation") == "gold")
-    return f"{pool['world']} ({pool.get('policy_params', 0) / 1e6:.2f}M)"
-
-
 def size_section(rows: list[dict], small: list[dict], img: Path, prefix: str, rel: str, small_run: RunDir) -> list[str]:
     """The policy-size section: the two policies' curves in raw gold, and what each study took."""
-    _png(plot_policy_size({_policy_label(rows): rows, _policy_label(small): small}), img / f"{prefix}_policy_size.png")
-    return ["", "## Policy size", "", f"The same grid's shared cells on a smaller policy ({_policy_label(small)}, "
+    names = [policy_name(pool_facts(r)) for r in (rows, small)]
+    _png(plot_policy_size(dict(zip(names, (rows, small), strict=True))), img / f"{prefix}_policy_size.png")
+    return ["", "## Policy size", "", f"The same grid's shared cells on a smaller policy ({names[1]}, "
             f"`{small_run.path.name}`; the same gold, proxy backbone and prompts): the policy-size rows of the claims "
             "table above.", "", f"![Best-of-n by policy size]({rel}/{prefix}_policy_size.png)", "",
             "Best-of-n gold gain of the full-size proxy over each policy's own mean, raw gold units, mean over seeds; "

@@ -130,15 +130,26 @@ def _fall_family(family: list, by_data: dict) -> list[dict]:
     return rows
 
 
+def rl_groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """A study's RL cell summaries with a split-half fall, grouped by (method, β_KL, RM size, data size) over seeds."""
+    groups = defaultdict(list)
+    for r in rows:
+        if r.get("study") == "study_cell" and r.get("method") in ("rloo", "reinforce") and r.get("fall") is not None:
+            groups[(r["method"], r["kl_penalty"], r["rm_size"], r["data_size"])].append(r)
+    return groups
+
+
+def bon_max_n(rows: list[dict]) -> dict[str, int]:
+    """Each Best-of-n cell's largest n (its pool's end): where a curve still at its peak has not passed it."""
+    return {cell: max(r["n"] for r in pts) for cell, pts in _curves(rows).items() if pts[0].get("method") == "bon"}
+
+
 def rl_fall_rows(rows: list[dict]) -> list[dict]:
     """Under RL, one row per (method, β_KL, RM size, data size) over seeds: the seed-pooled split-half fall of
     gold after its peak evaluation (SPEC §11, policy_train.regime: the peak chosen on half the prompts, the fall measured
     on the others), its regime (verdicts.past_peak: that split-half fall above 0 in a majority of seeds) and the
     proxy's rise (its last evaluation, in the run's own normalisation: 0 is the initial policy)."""
-    groups = defaultdict(list)
-    for r in rows:
-        if r.get("study") == "study_cell" and r.get("method") in ("rloo", "reinforce") and r.get("fall") is not None:
-            groups[(r["method"], r["kl_penalty"], r["rm_size"], r["data_size"])].append(r)
+    groups = rl_groups(rows)
     out = []
     for (method, beta, size, data), group in sorted(groups.items(), key=lambda kv: (kv[0][:2], kv[0][3], kv[0][2])):
         fall = _pool_key(group, "fall", "fall_lo", "fall_hi")
@@ -317,7 +328,7 @@ def claims_table(rows: list[dict]) -> list[dict]:
         raise GoodhartError("no Best-of-n study cells of single RMs, RM suite rows or policy pareto runs in the "
                             "results; is this a `goodhart study`, `goodhart rm suite` or `goodhart policy pareto` dir?")
     params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
-    max_n = {cell: max(r["n"] for r in pts) for cell, pts in _curves(rows).items() if pts[0].get("method") == "bon"}
+    max_n = bon_max_n(rows)
     out = fall_rows(groups, max_n) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
                                                              seeds_row(groups)] + rl_rows(rows) + rl_fall_rows(rows)
     return out + [claim_row(c, f"not measured by `goodhart study`: {why}", "not measured") for c, why in NOT_YET]

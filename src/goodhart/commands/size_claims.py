@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from goodhart.bon.prompt_stats import Z95, interval_sd
-from goodhart.commands.claims import _cells, _curves, _peak_passed, _pool_key, run_claims, study_results
+from goodhart.commands.claims import (
+    _cells,
+    _peak_passed,
+    _pool_key,
+    bon_max_n,
+    rl_groups,
+    run_claims,
+    study_results,
+)
 from goodhart.errors import GoodhartError
 from goodhart.report.verdicts import (
     NOT_REACHED,
@@ -23,7 +31,7 @@ from goodhart.report.verdicts import (
 )
 
 
-def _pool_facts(rows: list[dict]) -> dict | None:
+def pool_facts(rows: list[dict]) -> dict | None:
     """The study's oracle (gold-selected) summary row, which carries the pool's gold scale and the policy size."""
     return next((r for r in rows if r.get("study") == "study_cell" and r.get("aggregation") == "gold"
                  and r.get("gold_scale")), None)
@@ -44,7 +52,8 @@ def _margin(facts: tuple) -> float:
     return 0.1 * facts[1]["gold_scale"]
 
 
-def _name(facts: dict) -> str:
+def policy_name(facts: dict) -> str:
+    """The policy of a study's pool facts: its world and size."""
     return f"{facts['world']} ({facts['policy_params'] / 1e6:.2f}M)"
 
 
@@ -53,16 +62,15 @@ def policy_size_rows(large: list[dict], small: list[dict]) -> list[dict]:
     the smaller one's (`small`)."""
     claims = ("a larger policy gains less gold from Best-of-n", "≈ a larger policy overoptimises about as much "
               "under Best-of-n", "≈ a larger policy overoptimises about as much under RL")
-    facts = (_pool_facts(large), _pool_facts(small))
+    facts = (pool_facts(large), pool_facts(small))
     if None in facts:
         why = ("needs both studies' oracle rows with the pool's gold standardisation (a study run by this version; "
                "rerun the older one's oracle cell)")
         return [claim_row(c, why, "not measured") for c in claims]
-    names = " vs ".join(map(_name, facts))
+    names = " vs ".join(map(policy_name, facts))
     groups = (_cells(large), _cells(small))
     common = sorted(set(groups[0]) & set(groups[1]), key=lambda k: (k[1], k[0]))
-    max_n = [{c: max(r["n"] for r in pts) for c, pts in _curves(rows).items() if pts[0].get("method") == "bon"}
-             for rows in (large, small)]
+    max_n = [bon_max_n(rows) for rows in (large, small)]
     out = []
     for data in sorted({d for _, d in common}):
         sizes = [s for s, d in common if d == data]
@@ -96,14 +104,7 @@ def _rl_rows(claim: str, large: list[dict], small: list[dict], facts: tuple, nam
     """The split-half fall of gold after its peak under RL, at each (method, β, RM size, data size) both have.
     A policy cell's gold is standardised on its own initial samples of the same evaluation prompts, not on the
     pool; it is converted with the pool's scale (both are the initial policy's samples of those prompts)."""
-    def groups(rows):
-        out = {}
-        for r in rows:
-            if r.get("study") == "study_cell" and r.get("method") in ("rloo", "reinforce") and r.get("fall") is not None:
-                out.setdefault((r["method"], r["kl_penalty"], r["rm_size"], r["data_size"]), []).append(r)
-        return out
-
-    got = (groups(large), groups(small))
+    got = (rl_groups(large), rl_groups(small))
     rows = []
     for key in sorted(set(got[0]) & set(got[1])):
         method, beta, size, data = key

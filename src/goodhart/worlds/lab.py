@@ -272,6 +272,17 @@ def build_policy(spec: LabSpec, target: Path, tokenizers: tuple | None = None) -
     return facts
 
 
+def cached_policy(root: Path, spec: LabSpec, announce: str, tokenizers=None) -> Path:
+    """The world's pretrained policy directory, pretrained first (announced, then its loss) if not cached;
+    `tokenizers`: a callable giving a shared world's (policy, RM) tokenizers, else the world trains its own."""
+    if not (root / "base" / "policy" / "model.safetensors").is_file():
+        console.print(announce)
+        facts = build_policy(spec, root / "base", tokenizers() if tokenizers else None)
+        console.print(f"policy: held-out next-token loss {facts['heldout_loss']:.2f} nats (random init "
+                      f"{facts['heldout_loss_init']:.2f}), {facts['pretrain_s']:.0f} s")
+    return root / "base" / "policy"
+
+
 def lab_world(name: str = "lab") -> World:
     """The lab world `name` (lab, or lab-tiny for tests), built on first use and cached."""
     from transformers import AutoTokenizer, LlamaForCausalLM
@@ -279,12 +290,7 @@ def lab_world(name: str = "lab") -> World:
     spec, root = SPECS[name], world_dir(name)
     if spec.shares:
         return _sized_variant(name, spec, root)
-    if not (root / "base" / "policy" / "model.safetensors").is_file():
-        console.print(f"{name} world: pretraining its policy once (cached in {root})")
-        facts = build_policy(spec, root / "base")
-        console.print(f"policy: held-out next-token loss {facts['heldout_loss']:.2f} nats (random init "
-                      f"{facts['heldout_loss_init']:.2f}), {facts['pretrain_s']:.0f} s")
-    policy_path = root / "base" / "policy"
+    policy_path = cached_policy(root, spec, f"{name} world: pretraining its policy once (cached in {root})")
     tok = AutoTokenizer.from_pretrained(policy_path)
     policy = LlamaForCausalLM.from_pretrained(policy_path, dtype=torch.float32).eval()
     splits = corpus_splits(spec)
@@ -318,15 +324,10 @@ def _sized_variant(name: str, spec: LabSpec, root: Path) -> World:
 
     shared = lab_world(spec.shares)  # built first: its tokenizer, gold and proxy backbone
     shared_base = world_dir(spec.shares) / "base"
-    if not (root / "base" / "policy" / "model.safetensors").is_file():
-        console.print(f"{name} world: pretraining its {spec.layers} × {spec.hidden} policy once, with the "
-                      f"{spec.shares} world's tokenizer, gold and proxies (cached in {root})")
-        toks = (AutoTokenizer.from_pretrained(shared_base / "policy"),
-                AutoTokenizer.from_pretrained(shared_base / "rm_tokenizer"))
-        facts = build_policy(spec, root / "base", toks)
-        console.print(f"policy: held-out next-token loss {facts['heldout_loss']:.2f} nats (random init "
-                      f"{facts['heldout_loss_init']:.2f}), {facts['pretrain_s']:.0f} s")
-    policy_path = root / "base" / "policy"
+    policy_path = cached_policy(root, spec, f"{name} world: pretraining its {spec.layers} × {spec.hidden} policy once, "
+                                f"with the {spec.shares} world's tokenizer, gold and proxies (cached in {root})",
+                                lambda: (AutoTokenizer.from_pretrained(shared_base / "policy"),
+                                         AutoTokenizer.from_pretrained(shared_base / "rm_tokenizer")))
     policy = LlamaForCausalLM.from_pretrained(policy_path, dtype=torch.float32).eval()
     return replace(shared, name=name, policy_id=f"{name}-{spec_key(spec)}", policy=policy,
                    tokenizer=AutoTokenizer.from_pretrained(policy_path))
