@@ -137,6 +137,30 @@ def test_fast_engine_bf16_body_attends_on_an_fp32_kv_cache(world):
     assert torch.allclose(out.float(), ref, atol=0.1 * ref.abs().max().item()), (out.float() - ref).abs().max()
 
 
+def test_growing_cache_selects_rows_and_keeps_its_capacity():
+    """Batch selection gives each kept row its own keys and values (repeats included, as a prompt's cache is copied
+    to its rows) in buffers of the same capacity, so the decode appends in place afterwards; capacity is the
+    prompt + new tokens allocated at once, and a cache that outgrows it still grows."""
+    from goodhart.sampling.engines import _growing_cache
+
+    gen = torch.Generator().manual_seed(0)
+    cache = _growing_cache(torch.float32, capacity=9)
+    k, v = torch.randn(3, 2, 5, 4, generator=gen), torch.randn(3, 2, 5, 4, generator=gen)
+    cache.update(k, v, 0)
+    layer = cache.layers[0]
+    assert layer._k.shape[-2] == 9
+    rows = torch.tensor([2, 0, 2, 2])
+    cache.batch_select_indices(rows)
+    assert torch.equal(layer.keys, k[rows]) and torch.equal(layer.values, v[rows]) and layer._k.shape[-2] == 9
+    buffer = layer._k.data_ptr()
+    step_k, step_v = torch.randn(4, 2, 4, 4, generator=gen), torch.randn(4, 2, 4, 4, generator=gen)
+    keys, values = cache.update(step_k, step_v, 0)
+    assert layer._k.data_ptr() == buffer and torch.equal(keys, torch.cat([k[rows], step_k], dim=2))
+    assert torch.equal(values, torch.cat([v[rows], step_v], dim=2))
+    keys, _ = cache.update(step_k[:, :, :1], step_v[:, :, :1], 0)  # position 10 > capacity 9: regrown, kept
+    assert keys.shape[-2] == 10 and torch.equal(keys[:, :, :9], torch.cat([k[rows], step_k], dim=2))
+
+
 def test_fast_engine_drops_finished_rows_without_changing_them(world):
     """Every completion ends at its first EOS or at max_new_tokens, and a seeded draw is reproducible."""
     texts = [world.render(p) for p in world.prompts[:4]]
