@@ -95,3 +95,20 @@ def test_weight_average_refuses_different_architectures():
         weight_average([a, b])
     with pytest.raises(GoodhartError, match="is a Linear"):
         weight_average([a, torch.nn.Linear(2, 1)])
+
+
+def test_pairs_encoded_once_score_as_each_pair_alone():
+    """The suite tokenises its sets once for every member (EncodedPairs): batched, length-sorted, padded scores of
+    pairs of unequal lengths equal each pair scored alone (no padding), in the pairs' own order, for two models."""
+    from goodhart.scoring import encode_for_scoring, score_encoded
+
+    models = [smoke.make_proxy(seed=s) for s in (0, 1)]
+    tok = models[0][1]
+    prompts = ["a", "the film was", "b", "it", "one more prompt here"]
+    texts = ["good", "truly dreadful in every way", "ok fine", "a long and winding review of nothing", "x"]
+    encoded = encode_for_scoring(tok, prompts, texts, batch_size=2, max_length=32)
+    assert len(encoded.batches) == 3
+    for model, _ in models:
+        alone = np.array([score_pairs(model, tok, [p], [t], max_length=32)[0] for p, t in zip(prompts, texts, strict=True)])
+        np.testing.assert_allclose(score_encoded(model, encoded), alone, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(score_encoded(models[0][0], encoded), score_encoded(models[1][0], encoded))

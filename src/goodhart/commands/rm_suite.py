@@ -33,7 +33,7 @@ from goodhart.reward.train import pair_correct, train_reward_model
 from goodhart.reward.warm import weight_average
 from goodhart.runs import RunDir, atomic_write_text, finished_units, open_units
 from goodhart.sampling.pool import policy_pool
-from goodhart.scoring import score_pairs
+from goodhart.scoring import encode_for_scoring, score_encoded
 from goodhart.worlds.family import shrink
 
 
@@ -88,37 +88,40 @@ def independent_members(world, cfg, run, train, device, seed: int, tag: str) -> 
     return out
 
 
-def score_sets(model, tok, sets: dict, max_length: int) -> dict:
-    """Scores of every named set: {name: (prompts, completions)} → {name: (B,) array}."""
-    return {k: score_pairs(model, tok, p, c, max_length=max_length) for k, (p, c) in sets.items()}
+SCORE_BATCH = 64  # pairs per scoring forward
 
 
-def standardised_scores(model, tok, sets: dict, max_length: int) -> dict:
+def encode_sets(tok, sets: dict, max_length: int) -> dict:
+    """Every named set {name: (prompts, completions)} tokenised once for all the replicate's models."""
+    return {k: encode_for_scoring(tok, p, c, SCORE_BATCH, max_length) for k, (p, c) in sets.items()}
+
+
+def standardised_scores(model, encoded: dict) -> dict:
     """Scores of every named set, standardised on the set named "pool" (initial-policy samples, SPEC §5)."""
-    scores = score_sets(model, tok, sets, max_length)
+    scores = {k: score_encoded(model, e) for k, e in encoded.items()}
     return {k: standardise(v, scores["pool"])[0] for k, v in scores.items()}
 
 
-def selector_scores(members, tok, sets, cfg) -> dict:
+def selector_scores(members, encoded: dict, cfg) -> dict:
     """{rm name: {set: scores}} for members, ENS mean / WCO / UWO and WARM at each size."""
-    per_member = [standardised_scores(m, tok, sets, cfg.rm.max_length) for m in members]
+    per_member = [standardised_scores(m, encoded) for m in members]
     out = {f"member_{m}": s for m, s in enumerate(per_member)}
     for k in cfg.warm_sizes:
         for method in ("mean", "wco", "uwo"):
             out[f"{'ens_' if method == 'mean' else ''}{method}_M{k}"] = {
-                key: aggregate(np.stack([s[key] for s in per_member[:k]]), method, cfg.uwo_lam) for key in sets
+                key: aggregate(np.stack([s[key] for s in per_member[:k]]), method, cfg.uwo_lam) for key in encoded
             }
-        out[f"warm_M{k}"] = standardised_scores(weight_average(members[:k]), tok, sets, cfg.rm.max_length)
+        out[f"warm_M{k}"] = standardised_scores(weight_average(members[:k]), encoded)
     return out
 
 
-def unrelated_scores(indep, tok, sets, cfg) -> dict:
+def unrelated_scores(indep, encoded: dict) -> dict:
     """Independent members, their ENS mean and their weight average (which WARM's premise says fails)."""
-    per = [standardised_scores(m, tok, sets, cfg.rm.max_length) for m in indep]
+    per = [standardised_scores(m, encoded) for m in indep]
     k = len(indep)
     return {f"indep_{i}": s for i, s in enumerate(per)} | {
-        f"ens_indep_M{k}": {key: aggregate(np.stack([s[key] for s in per]), "mean") for key in sets},
-        f"warm_indep_M{k}": standardised_scores(weight_average(indep), tok, sets, cfg.rm.max_length)}
+        f"ens_indep_M{k}": {key: aggregate(np.stack([s[key] for s in per]), "mean") for key in encoded},
+        f"warm_indep_M{k}": standardised_scores(weight_average(indep), encoded)}
 
 
 def right(scores: dict, kind: str) -> np.ndarray:
@@ -187,10 +190,11 @@ def replicate(ctx: dict, cfg, run, rho: float, seed: int) -> list[dict]:
                           "flip_c": (flip.prompts, flip.chosen), "flip_r": (flip.prompts, flip.rejected)}
     tag = f"[ρ {rho:g}, seed {seed}] " if len(cfg.replicates()) > 1 else ""
     members, tok = train_members(ctx["world"], cfg, run, train, ctx["device"], seed, tag)
-    scores = selector_scores(members, tok, sets, cfg)
+    encoded = encode_sets(tok, sets, cfg.rm.max_length)
+    scores = selector_scores(members, encoded, cfg)
     if cfg.independent:
         scores |= unrelated_scores(independent_members(ctx["world"], cfg, run, train, ctx["device"], seed, tag),
-                                   tok, sets, cfg)
+                                   encoded)
     common = {"label_noise": rho, "seed": seed, "world": ctx["world"].name}
     rows, bon = bon_rows(scores, ctx["gold_norm"], cfg, ctx["ns"], seed, common)
     for name, s in scores.items():

@@ -20,7 +20,7 @@ from goodhart.bon import kl_bound
 from goodhart.bon.curve import bon_curve, values
 from goodhart.bon.soft import tilted_kl, tilted_reward
 from goodhart.commands.recommend import recommend_n
-from goodhart.commands.rm_suite import standardised_scores
+from goodhart.commands.rm_suite import encode_sets, standardised_scores
 from goodhart.commands.run import start_study, world_pools
 from goodhart.config import RMTraining
 from goodhart.progress import console
@@ -47,7 +47,8 @@ def fixed_kl_n(ns, kl: float) -> int:
 def _member_scores(members, tok, prompts: list[str], pool: np.ndarray, max_length: int) -> np.ndarray:
     """(M, B, N) member scores, each standardised on the pool (initial policy, SPEC §5)."""
     texts = {"pool": ([p for p in prompts for _ in range(pool.shape[1])], list(pool.ravel()))}
-    return np.stack([standardised_scores(m, tok, texts, max_length)["pool"].reshape(pool.shape) for m in members])
+    encoded = encode_sets(tok, texts, max_length)
+    return np.stack([standardised_scores(m, encoded)["pool"].reshape(pool.shape) for m in members])
 
 
 def stopping_table(gold: np.ndarray, members: np.ndarray, cfg, seed: int) -> tuple[list[dict], dict]:

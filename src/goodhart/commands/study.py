@@ -23,7 +23,7 @@ from goodhart.bon.fits import chance_test
 from goodhart.commands.executor import Cell as CellTask
 from goodhart.commands.executor import CellRun, run_cells, worker_world
 from goodhart.commands.live import StudyTable
-from goodhart.commands.rm_suite import standardised_scores
+from goodhart.commands.rm_suite import encode_sets, standardised_scores
 from goodhart.commands.run import split_prompts
 from goodhart.config import PolicyTrainConfig, RMTraining, StudyConfig, merge, preset, validate
 from goodhart.device import resolve_device, seed_everything
@@ -206,7 +206,8 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
     members, tok = _train_members(cfg, pools, cell, train, run)
     train_s = time.perf_counter() - t
     texts = {"val_c": (val.prompts, val.chosen), "val_r": (val.prompts, val.rejected), "pool": pools.pool_texts()}
-    per_member = [standardised_scores(m, tok, texts, cfg.rm.max_length) for m in members]
+    encoded = encode_sets(tok, texts, cfg.rm.max_length)
+    per_member = [standardised_scores(m, encoded) for m in members]
     rms = {}
     for agg in cfg.grid.aggregation:
         if agg == "single":
@@ -214,7 +215,7 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
         elif agg == "ens":
             rms[f"ens_M{len(members)}"] = {k: aggregate(np.stack([s[k] for s in per_member])) for k in texts}
         else:
-            rms[f"warm_M{len(members)}"] = standardised_scores(weight_average(members), tok, texts, cfg.rm.max_length)
+            rms[f"warm_M{len(members)}"] = standardised_scores(weight_average(members), encoded)
     non_embed, total = count_params(members[0])
     common = {"study": "study", "cell": cell.id, "method": "bon", "world": pools.world.name,
               "rm_size": cell.rm_size, "rm_params": non_embed, "rm_params_total": total,
