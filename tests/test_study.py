@@ -251,3 +251,20 @@ def test_study_doc_refuses_a_directory_without_results(tmp_path):
     res = _build_doc(tmp_path, page, tmp_path / "img")
     assert_one_line_error(res, "has no results.jsonl")
     assert page.read_text() == "kept\n" and not (tmp_path / "img").exists()
+
+
+def test_cells_share_one_tokenised_pool_that_scores_as_the_texts_do():
+    """Every RM cell scores the same pool: Pools.encoded_pool tokenises it once per tokenizer and process, its
+    scores are those of the pool's texts, and pools sent to a worker go without it."""
+    from goodhart.commands.study import prepare
+    from goodhart.scoring import score_encoded, score_pairs
+    from goodhart.worlds import smoke
+
+    pools = prepare(load_study_config(world="smoke", overrides=GRID))
+    model, tok = smoke.make_proxy(seed=0)
+    first = pools.encoded_pool(tok, 32)["pool"]
+    assert pools.encoded_pool(tok, 32)["pool"] is first and pools.encoded_pool(tok, 16)["pool"] is not first
+    prompts, texts = pools.pool_texts()
+    np.testing.assert_allclose(score_encoded(model, first), score_pairs(model, tok, prompts, texts, max_length=32),
+                               rtol=1e-6, atol=1e-6)
+    assert pools.encoded and not pools.portable().encoded

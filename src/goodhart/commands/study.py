@@ -13,7 +13,7 @@
 
 import time
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -109,14 +109,23 @@ class Pools:
     ns: np.ndarray
     gold_raw: tuple[float, float] = (0.0, 1.0)  # the standardisation (shift, scale): raw gold = shift + scale × z
     policy_params: int = 0
+    encoded: dict = field(default_factory=dict, repr=False, compare=False)  # encoded_pool's, by tokenizer
 
     def pool_texts(self) -> tuple[list[str], list[str]]:
         N = self.pool.shape[1]
         return [p for p in self.eval_prompts for _ in range(N)], list(self.pool.ravel())
 
+    def encoded_pool(self, tok, max_length: int) -> dict:
+        """{"pool": the pool tokenised for scoring}, once per tokenizer for every cell of this process (each
+        cell's members score the same pool with the world's proxy tokenizer)."""
+        key = (type(tok).__name__, tok.name_or_path, len(tok), max_length)
+        if key not in self.encoded:
+            self.encoded[key] = encode_sets(tok, {"pool": self.pool_texts()}, max_length)["pool"]
+        return {"pool": self.encoded[key]}
+
     def portable(self) -> "Pools":
         """These pools without the world and device, to send to an executor worker (attach() restores them)."""
-        return replace(self, world=None, device=None)
+        return replace(self, world=None, device=None, encoded={})
 
 
 def _available_pairs(gold: np.ndarray) -> int:
@@ -205,15 +214,15 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
     t = time.perf_counter()
     members, tok = _train_members(cfg, pools, cell, train, run)
     train_s = time.perf_counter() - t
-    texts = {"val_c": (val.prompts, val.chosen), "val_r": (val.prompts, val.rejected), "pool": pools.pool_texts()}
-    encoded = encode_sets(tok, texts, cfg.rm.max_length)
+    texts = {"val_c": (val.prompts, val.chosen), "val_r": (val.prompts, val.rejected)}
+    encoded = encode_sets(tok, texts, cfg.rm.max_length) | pools.encoded_pool(tok, cfg.rm.max_length)
     per_member = [standardised_scores(m, encoded) for m in members]
     rms = {}
     for agg in cfg.grid.aggregation:
         if agg == "single":
             rms["single"] = per_member[0]
         elif agg == "ens":
-            rms[f"ens_M{len(members)}"] = {k: aggregate(np.stack([s[k] for s in per_member])) for k in texts}
+            rms[f"ens_M{len(members)}"] = {k: aggregate(np.stack([s[k] for s in per_member])) for k in encoded}
         else:
             rms[f"warm_M{len(members)}"] = standardised_scores(weight_average(members), encoded)
     non_embed, total = count_params(members[0])
