@@ -262,8 +262,8 @@ def test_cells_share_one_tokenised_pool_that_scores_as_the_texts_do():
 
     pools = prepare(load_study_config(world="smoke", overrides=GRID))
     model, tok = smoke.make_proxy(seed=0)
-    first = pools.encoded_pool(tok, 32)["pool"]
-    assert pools.encoded_pool(tok, 32)["pool"] is first and pools.encoded_pool(tok, 16)["pool"] is not first
+    first = pools.encoded_pool(tok, 32)
+    assert pools.encoded_pool(tok, 32) is first and pools.encoded_pool(tok, 16) is not first
     prompts, texts = pools.pool_texts()
     np.testing.assert_allclose(score_encoded(model, first), score_pairs(model, tok, prompts, texts, max_length=32),
                                rtol=1e-6, atol=1e-6)

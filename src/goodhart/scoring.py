@@ -37,7 +37,7 @@ def reward_from_logits(logits: torch.Tensor) -> torch.Tensor:
 class EncodedPairs:
     """(prompt, completion) pairs tokenised once, in length-sorted batches, for scoring by several reward models
     that share one tokenizer (the RM suite's members, ensembles and weight averages score the same sets: tokenising
-    them again for every model was a sixth of a suite replicate, cProfile)."""
+    them again for every model repeated the tokenizer's work nine times a replicate: benchmarks/README.md)."""
 
     order: np.ndarray  # the pairs' indices in batch order
     batches: list  # one padded BatchEncoding per run of `order`, in order

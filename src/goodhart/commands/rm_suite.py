@@ -88,12 +88,9 @@ def independent_members(world, cfg, run, train, device, seed: int, tag: str) -> 
     return out
 
 
-SCORE_BATCH = 64  # pairs per scoring forward
-
-
 def encode_sets(tok, sets: dict, max_length: int) -> dict:
     """Every named set {name: (prompts, completions)} tokenised once for all the replicate's models."""
-    return {k: encode_for_scoring(tok, p, c, SCORE_BATCH, max_length) for k, (p, c) in sets.items()}
+    return {k: encode_for_scoring(tok, p, c, max_length=max_length) for k, (p, c) in sets.items()}
 
 
 def standardised_scores(model, encoded: dict) -> dict:

@@ -45,6 +45,7 @@ from goodhart.runs import (
     save_checkpoint,
 )
 from goodhart.sampling.pool import policy_pool
+from goodhart.scoring import EncodedPairs, encode_for_scoring
 from goodhart.worlds.family import count_params, shrink, sized_config
 
 ORACLE = "oracle"
@@ -115,13 +116,13 @@ class Pools:
         N = self.pool.shape[1]
         return [p for p in self.eval_prompts for _ in range(N)], list(self.pool.ravel())
 
-    def encoded_pool(self, tok, max_length: int) -> dict:
-        """{"pool": the pool tokenised for scoring}, once per tokenizer for every cell of this process (each
-        cell's members score the same pool with the world's proxy tokenizer)."""
+    def encoded_pool(self, tok, max_length: int) -> EncodedPairs:
+        """The pool tokenised for scoring, once per tokenizer for every cell of this process (each cell's members
+        score the same pool with the world's proxy tokenizer)."""
         key = (type(tok).__name__, tok.name_or_path, len(tok), max_length)
         if key not in self.encoded:
-            self.encoded[key] = encode_sets(tok, {"pool": self.pool_texts()}, max_length)["pool"]
-        return {"pool": self.encoded[key]}
+            self.encoded[key] = encode_for_scoring(tok, *self.pool_texts(), max_length=max_length)
+        return self.encoded[key]
 
     def portable(self) -> "Pools":
         """These pools without the world and device, to send to an executor worker (attach() restores them)."""
@@ -215,7 +216,7 @@ def run_cell(cfg: StudyConfig, pools: Pools, cell: Cell, run: RunDir, save_rm: b
     members, tok = _train_members(cfg, pools, cell, train, run)
     train_s = time.perf_counter() - t
     texts = {"val_c": (val.prompts, val.chosen), "val_r": (val.prompts, val.rejected)}
-    encoded = encode_sets(tok, texts, cfg.rm.max_length) | pools.encoded_pool(tok, cfg.rm.max_length)
+    encoded = encode_sets(tok, texts, cfg.rm.max_length) | {"pool": pools.encoded_pool(tok, cfg.rm.max_length)}
     per_member = [standardised_scores(m, encoded) for m in members]
     rms = {}
     for agg in cfg.grid.aggregation:

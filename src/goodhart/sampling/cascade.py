@@ -102,7 +102,7 @@ def decode_attention(query, key, value, attention_mask, scaling: float) -> torch
         mask = attention_mask[..., : key.shape[-2]]
         scores = scores.masked_fill_(~mask, float("-inf")) if mask.dtype == torch.bool else scores.add_(mask)
     # softmax in place, normalised after the product with the values (one division of (R, H, d), not of the
-    # scores): torch.softmax's kernel over rows of ~40 keys took as long as both products (torch.profiler)
+    # scores): torch.softmax's kernel over rows of ~40 keys is slow at these shapes (benchmarks/README.md)
     weights = scores.sub_(scores.amax(-1, keepdim=True)).exp_()
     return ((weights @ value) / weights.sum(-1, keepdim=True)).reshape(rows, heads, dim)[:, None]
 

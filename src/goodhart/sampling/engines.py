@@ -104,8 +104,8 @@ def _growing_cache(kv_dtype: torch.dtype | None = None, capacity: int = 0):
     every DynamicLayer method (lengths, masks, batch selection) reads them unchanged. With `kv_dtype`
     the buffers hold keys and values in that dtype (fp32 for a bf16 body: fast_attention). `capacity`: the
     positions a decode will need (prompt + new tokens), allocated at once; batch selection copies only the
-    filled positions into buffers of the same capacity (copying the unfilled rest, and the 64-position floor,
-    was 11% of a lab pool's decode: its prompts are 6–18 tokens)."""
+    filled positions into buffers of the same capacity (the unfilled rest and the 64-position floor were most of
+    what a lab pool, whose prompts are 6–18 tokens, copied: benchmarks/README.md)."""
     from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
     class GrowingLayer(DynamicLayer):

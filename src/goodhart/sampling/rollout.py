@@ -57,8 +57,9 @@ def inverse_cdf_sample(scores: torch.Tensor, generator: torch.Generator | None =
     uniform on the block's mass, so the law is the one-level inverse CDF's. A cumulative sum over the whole
     vocabulary was 7% of a decode step (24–37 ms per step; torch.profiler). The cumulative sums are float64 so
     rounding cannot skip or favour a token (a block's own total is an fp32 sum of 256 fp32 weights
-    exp(s − max s), as exact as those weights; leaving softmax's division out saves a pass over (B, V)); the within-block draw is a fraction of the block's own sum, so it cannot
-    fall past the block's last token of positive probability."""
+    exp(s − max s), as exact as those weights; leaving softmax's division out saves a pass over (B, V)); the
+    within-block draw is a fraction of the block's own sum, so it cannot fall past the block's last token of
+    positive probability."""
     B, V = scores.shape
     scores = scores.float()
     weights = (scores - scores.amax(-1, keepdim=True)).exp_()  # softmax unnormalised: u is drawn on its total
