@@ -64,3 +64,25 @@ def test_docs_site_builds_strict_with_the_figure_and_tables_rendered(tmp_path):
     (broken / "index.md").write_text((broken / "index.md").read_text() + "\n[gone](no_such_page.md)\n")
     res = _build_site(broken, tmp_path / "broken" / "site")
     assert res.returncode != 0 and "no_such_page.md" in res.stderr
+
+
+def _cells(line: str) -> int:
+    """Cells of a markdown table row: its unescaped pipes, less the outer one."""
+    return len(re.findall(r"(?<!\\)\|", line)) - 1
+
+
+def test_every_table_row_in_the_docs_has_its_header_s_cell_count():
+    """A literal `|` inside a cell (e.g. `|x|`) splits it on GitHub: every row must have its header's cells."""
+    bad = []
+    for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks/README.md"]:
+        header, in_code = None, False
+        for i, line in enumerate(md.read_text().splitlines(), 1):
+            in_code ^= line.lstrip().startswith("```")
+            if in_code or not line.startswith("|"):
+                header = None
+                continue
+            if header is None:
+                header = _cells(line)
+            elif _cells(line) != header:
+                bad.append(f"{md.relative_to(ROOT)}:{i} has {_cells(line)} cells, its header {header}")
+    assert not bad, bad[:5]

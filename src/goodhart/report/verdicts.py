@@ -60,7 +60,7 @@ def claim_row(claim: str, measured: str, verdict_: str, seeds: str = "", regime:
     """One row of the claims table. `regime`: what the claim needs and whether it was reached; an
     inconclusive row with its `interval` (lo, hi) also states the effect its test could have detected."""
     if verdict_ == "inconclusive" and interval is not None:
-        measured += f"; detects |effect| ≥ {detectable(*interval):.2f} with 80% power"
+        measured += f"; detects an effect of size ≥ {detectable(*interval):.2f} with 80% power"
     return {"claim": claim, "measured": measured, "regime": regime, "verdict": verdict_, "seeds": seeds}
 
 
