@@ -4,12 +4,17 @@ studies alone — `goodhart claims` on each, joined into one table with the stud
     python scripts/build_claims_doc.py --study runs/study-lab [--study-small runs/study-lab-small] \\
         [--suite runs/rm-suite-lab] [--pareto runs/pareto-lab] --page docs/claims.md
 
-A claim measured by one study and "not measured" by another keeps the measured row only. A study not given
-gets one row saying which config would measure its claims, so the page never looks more complete than it is.
-Nothing in the table is typed by hand; the verdicts come from the rule printed above it.
+A claim measured by one study and "not measured" by another keeps the measured row only. Each source's rows are
+also written to the page's record (docs/claims.json: the rows, the run directory and the date its results were
+written), so one study can be rerun and its rows replaced while the others' rows are carried from the record,
+their run and date named on the page. A study neither given nor recorded gets one row saying which config would
+measure its claims, so the page never looks more complete than it is. Nothing in the table is typed by hand; the
+verdicts come from the rule printed above it.
 """
 
 import argparse
+import datetime
+import json
 import sys
 from pathlib import Path
 
@@ -21,12 +26,12 @@ from goodhart.runs import RunDir, atomic_write_text
 SOURCES = {  # option → (what it is, the config that measures its claims, the claims it owns)
     "study": ("`goodhart study`", "configs/study-lab.yaml", "Gao et al. 2023: falls, α/β vs RM and data size, "
               "threshold, fit, seeds, RL vs BoN, KL penalty"),
+    "study_small": ("`goodhart study` on a smaller policy", "configs/study-lab-small.yaml", "Gao et al. 2023: "
+                    "policy size (a larger policy gains less, overoptimises about as much)"),
     "suite": ("`goodhart rm suite`", "configs/rm-suite-lab.yaml", "WARM (Ramé et al. 2024) and ensembles "
               "(Coste et al. 2024): label noise, OOD, Best-of-n against each aggregate"),
     "pareto": ("`goodhart policy pareto`", "configs/pareto-lab.yaml", "BOND / J-BOND (Sessa et al. 2024) against "
                "RLOO and the Best-of-N frontier"),
-    "study_small": ("`goodhart study` on a smaller policy", "configs/study-lab-small.yaml", "Gao et al. 2023: "
-                    "policy size (a larger policy gains less, overoptimises about as much)"),
 }
 INTRO = """# Claims of the seed papers, decided on the lab world
 
@@ -38,23 +43,38 @@ the regime the claim is about, which is a limit of the run, not evidence against
 """
 
 
-def claims_of(key: str, sources: dict[str, Path]) -> list[dict]:
-    """`goodhart claims` of one source; the policy-size rows come with the study's, from both studies."""
+def claims_of(key: str, sources: dict[str, Path]) -> dict:
+    """One source's record: `goodhart claims` of its run (the smaller policy's: the policy-size rows, from both
+    studies), the run directory and the UTC date its results were last written."""
+    results = sources[key] / "results.jsonl"
+    written = datetime.datetime.fromtimestamp(results.stat().st_mtime, datetime.timezone.utc).date().isoformat()
+    record = {"run": str(sources[key]), "results_written": written}
     if key == "study_small":
-        return []
-    rows = RunDir(sources[key]).results()
-    table = claims_table(rows)
-    if key == "study" and "study_small" in sources:
         label = f"{SOURCES['study'][0]} ({sources['study'].name} vs {sources['study_small'].name})"
-        table += [r | {"source": label} for r in policy_size_rows(rows, RunDir(sources["study_small"]).results())]
-    return table
+        rows = policy_size_rows(RunDir(sources["study"]).results(), RunDir(sources[key]).results())
+        return record | {"label": label, "rows": rows}
+    return record | {"label": f"{SOURCES[key][0]} ({sources[key].name})",
+                     "rows": claims_table(RunDir(sources[key]).results())}
 
 
-def table_rows(sources: dict[str, Path]) -> list[dict]:
+def load_record(path: Path) -> dict:
+    """The page's record of earlier sources ({} when there is none yet)."""
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+        if not all(k in SOURCES and {"run", "results_written", "label", "rows"} <= set(v) for k, v in record.items()):
+            raise ValueError("unknown sources or fields")
+    except (ValueError, AttributeError, TypeError) as e:
+        raise GoodhartError(f"{path} is not a claims record written by this script ({e}); move it away") from None
+    return record
+
+
+def table_rows(record: dict) -> list[dict]:
     rows, measured = [], set()
-    for key, path in sources.items():
-        for row in claims_of(key, sources):
-            rows.append({"source": f"{SOURCES[key][0]} ({path.name})"} | row)
+    for key in SOURCES:
+        for row in record.get(key, {}).get("rows", []):
+            rows.append({"source": record[key]["label"]} | row)
             if row["verdict"] != "not measured":
                 measured.add(row["claim"])
     kept, seen = [], set()
@@ -66,13 +86,17 @@ def table_rows(sources: dict[str, Path]) -> list[dict]:
     return kept
 
 
-def page(sources: dict[str, Path]) -> tuple[str, int]:
-    """(the page's text, its number of claim rows)."""
-    rows = table_rows(sources)
-    lines = [INTRO, f"Rule: {RULE}", "", "Runs: " + ", ".join(f"{SOURCES[k][0]} `{p}`" for k, p in sources.items()),
+def page(record: dict, given: set[str], record_name: str) -> tuple[str, int]:
+    """(the page's text, its number of claim rows); `given`: the sources rerun now, the rest carried from the
+    record `record_name`."""
+    rows = table_rows(record)
+    runs = [f"{SOURCES[k][0]} `{v['run']}` (results of {v['results_written']}"
+            + ("" if k in given else f"; rows carried from {record_name}") + ")"
+            for k, v in record.items()]
+    lines = [INTRO, f"Rule: {RULE}", "", "Runs: " + ", ".join(runs),
              "", "| claim | study | measured (95% interval) | regime | verdict |", "|---|---|---|---|---|"]
     lines += [f"| {r['claim']} | {r['source']} | {r['measured']} | {r['regime']} | **{r['verdict']}** |" for r in rows]
-    missing = [k for k in SOURCES if k not in sources]
+    missing = [k for k in SOURCES if k not in record]
     if missing:
         lines += ["", "## Not run yet", "", "| claims | would be measured by | status |", "|---|---|---|"]
         lines += [f"| {SOURCES[k][2]} | `{SOURCES[k][1]}` | **not run** on the lab world (their rows stay "
@@ -85,20 +109,28 @@ def main(argv=None) -> int:
     for key in SOURCES:
         parser.add_argument(f"--{key.replace('_', '-')}", dest=key, type=Path, help=f"a {SOURCES[key][0]} run directory")
     parser.add_argument("--page", type=Path, required=True, help="the page to write (docs/claims.md)")
+    parser.add_argument("--record", type=Path, help="the rows of every source, read and rewritten (default: the "
+                        "page's name with .json: docs/claims.json)")
     args = parser.parse_args(argv)
     sources = {k: getattr(args, k) for k in SOURCES if getattr(args, k) is not None}
     try:
         if "study_small" in sources and "study" not in sources:
             raise GoodhartError("--study-small is compared with --study: name both")
-        if not sources:
-            raise GoodhartError("name at least one run directory: --study, --suite or --pareto")
         for path in sources.values():
             if not (path / "results.jsonl").is_file():
                 raise GoodhartError(f"{path} has no results.jsonl; point at a finished run directory")
-        text, n_rows = page(sources)
+        record_path = args.record or args.page.with_suffix(".json")
+        record = load_record(record_path)
+        if not sources and not record:
+            raise GoodhartError(f"name at least one run directory (--study, --suite or --pareto): {record_path} "
+                                "holds no earlier rows to rebuild the page from")
+        record = {k: claims_of(k, sources) if k in sources else record[k] for k in SOURCES
+                  if k in sources or k in record}
+        text, n_rows = page(record, set(sources), record_path.name)
     except GoodhartError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    atomic_write_text(record_path, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     atomic_write_text(args.page, text)
     print(f"wrote {args.page}: {n_rows} claims")
     return 0

@@ -57,6 +57,19 @@ def test_study_lab_config_in_a_two_seed_smoke_version(tmp_path):
     claims = [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| ") and "`goodhart study`" in line]
     assert len(claims) == len(set(claims)) == len(rows)
     assert "configs/rm-suite-lab.yaml" in text and "configs/pareto-lab.yaml" in text and "**not run**" in text
+    # rebuilt from its record alone (the study's rows carried, its run named as carried), and a broken record refused
+    page.unlink()
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_claims_doc.py"), "--page", str(page)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    carried = page.read_text()
+    assert [line for line in carried.splitlines() if line.startswith("| ")] == [
+        line for line in text.splitlines() if line.startswith("| ")]
+    assert "rows carried from claims.json" in carried and "rows carried" not in text
+    (tmp_path / "claims.json").write_text('{"study": [1, 2]}')
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_claims_doc.py"), "--page", str(page)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and page.read_text() == carried
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_claims_doc.py"), "--study", str(tmp_path),
                           "--page", str(tmp_path / "other.md")], capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.startswith("error: ") and not (tmp_path / "other.md").exists()

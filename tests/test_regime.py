@@ -104,6 +104,22 @@ def test_an_rm_suite_overoptimisation_row_is_not_reached_while_the_ens_mean_stil
     assert rising["WARM's Best-of-n gold ≥ ENS's (ρ = 0)"]["verdict"] == "reproduced"
     passed = rows([4, 4, 16])["WCO overoptimises less than the ENS mean (ρ = 0)"]
     assert passed["verdict"] == "reproduced" and "peak passed in 2/3 seeds" in passed["regime"]
+    family = "WCO overoptimises less than the ENS mean, after Holm over ρ (family-wise 5%)"
+    assert rising[family]["verdict"] == NOT_REACHED  # its only level did not reach the regime: no evidence
+    assert rows([4, 4, 16])[family]["verdict"] == "reproduced"
+
+
+def test_the_suite_family_row_applies_holm_over_the_noise_levels_by_hand():
+    from goodhart.commands.suite_claims import family_row
+
+    # p sorted 0.001 ≤ 0.05/3 kept; 0.03 > 0.05/2 stops: one level survives, in the claimed direction
+    row = family_row("c", [(0.1, 0.03, True), (0.25, 0.001, True), (0.4, 0.04, False)])
+    assert row["verdict"] == "reproduced" and row["measured"].startswith("1 of 3 noise levels survive Holm in the "
+                                                                         "claimed direction (ρ = 0.25)")
+    both = family_row("c", [(0.0, 0.01, False), (0.1, 0.02, True)])  # 0.01 ≤ 0.025, 0.02 ≤ 0.05: both survive
+    assert both["verdict"] == "inconclusive" and "1 the other way (ρ = 0)" in both["measured"]
+    assert family_row("c", [(0.0, 0.01, False)])["verdict"] == "contradicted"
+    assert family_row("c", [(0.0, 0.2, True), (0.1, 0.04, True)])["verdict"] == "inconclusive"  # 0.04 > 0.025
 
 
 def test_a_warm_policy_row_is_not_reached_while_the_single_rm_run_never_peaked():

@@ -22,6 +22,7 @@ from goodhart.report.verdicts import (  # noqa: F401 (RULE: the CLI reads it her
     claim_row,
     equivalence,
     fmt_estimate,
+    holm,
     majority,
     past_peak,
     verdict,
@@ -72,17 +73,6 @@ def fall_p(fall: tuple[float, float, float]) -> float:
     """One-sided p of "fall > 0" from a pooled (estimate, lo, hi), the interval read as normal."""
     sd = interval_sd(fall[1], fall[2])
     return float(stats.norm.sf(fall[0] / sd)) if sd > 0 else float(fall[0] <= 0)
-
-
-def holm(ps: list[float], alpha: float = 0.05) -> list[bool]:
-    """Holm's step-down rule: which hypotheses are rejected at family-wise level alpha."""
-    order = np.argsort(ps)
-    out = [False] * len(ps)
-    for i, j in enumerate(order):
-        if ps[j] > alpha / (len(ps) - i):
-            break
-        out[j] = True
-    return out
 
 
 def fall_rows(groups, max_n: dict[str, int] | None = None) -> list[dict]:

@@ -2,6 +2,8 @@
 mechanically: to an interval (study claims) or to a paired McNemar test (RM-suite claims); before it, whether
 the regime the claim needs was reached, and for an inconclusive interval, how large an effect it could see."""
 
+import numpy as np
+
 from goodhart.bon.prompt_stats import Z95, interval_sd
 
 RULE = ("reproduced: the 95% interval excludes 0 in the claimed direction; contradicted: it excludes 0 in "
@@ -11,7 +13,10 @@ RULE = ("reproduced: the 95% interval excludes 0 in the claimed direction; contr
         "summed over seeds) and the claimed model is right on more of them; contradicted when p < 0.05 the "
         "other way; inconclusive otherwise. Not reached: the regime the claim needs (its row's regime column: a "
         "curve past its peak, a converged policy) was not reached, so the interval cannot speak to the claim. "
-        "An inconclusive interval states the smallest effect it detects with 80% power: (1.96 + 0.84) × its sd.")
+        "An inconclusive interval states the smallest effect it detects with 80% power: (1.96 + 0.84) × its sd. "
+        "Family rows (\"after Holm\"): Holm's step-down rule at family-wise 5% over the family's rows that reached "
+        "their regime; reproduced when some survive in the claimed direction and none the other way, contradicted "
+        "in the mirror case, inconclusive otherwise.")
 ALPHA = 0.05
 NOT_REACHED = "not reached"
 POWER_Z = Z95 + 0.841621  # z_0.975 + z_0.80: a two-sided 5% test sees an effect this many sd away 80% of the time
@@ -20,6 +25,17 @@ POWER_Z = Z95 + 0.841621  # z_0.975 + z_0.80: a two-sided 5% test sees an effect
 def detectable(lo: float, hi: float) -> float:
     """The smallest |effect| a 95% interval [lo, hi] (read as normal) detects with 80% power."""
     return POWER_Z * interval_sd(lo, hi)
+
+
+def holm(ps: list[float], alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down rule: which hypotheses are rejected at family-wise level alpha."""
+    order = np.argsort(ps)
+    out = [False] * len(ps)
+    for i, j in enumerate(order):
+        if ps[j] > alpha / (len(ps) - i):
+            break
+        out[j] = True
+    return out
 
 
 def verdict(lo: float, hi: float, direction: int = 1) -> str:
