@@ -158,3 +158,18 @@ def test_a_peak_made_by_one_prompt_is_not_past_peak_under_the_split_half_rule():
     curves = {0: {"rloo-beta0": (d, rising), "rloo-beta0@warm": (d, falling)}}
     row, = rm_axis_rows(["rloo-beta0", "rloo-beta0@warm"], curves, {(0, "rloo-beta0"): spiked})
     assert row["verdict"] == NOT_REACHED and "0/1 seeds (split-half)" in row["regime"]
+
+
+def test_the_kl_schedule_row_is_equivalence_to_a_quadratic_over_beta_zero_runs():
+    from goodhart.commands.claims import kl_schedule_row
+
+    def rows(exps, beta=0.0):
+        return [{"study": "study_cell", "method": "rloo", "kl_penalty": beta, "rm_size": "full", "data_size": 64,
+                 "seed": s, "fall": 0.1, "kl_step_exponent": e} for s, e in enumerate(exps)]
+
+    claim = "≈ KL grows about quadratically with RL steps (β_KL 0: exponent 2 ± 0.5)"
+    near = kl_schedule_row(rows([2.1, 1.9, 2.0]))  # mean 2.0, t interval ±0.25: inside 2 ± 0.5
+    assert near["claim"] == claim and near["verdict"] == "reproduced" and "2.00 [1.75, 2.25]" in near["measured"]
+    assert kl_schedule_row(rows([1.0, 1.1, 0.9]))["verdict"] == "contradicted"  # linear, interval excludes 2
+    assert kl_schedule_row(rows([1.0, 3.0, 2.0]))["verdict"] == "inconclusive"  # ±2.48: holds 2, wider than ±0.5
+    assert kl_schedule_row(rows([2.0, 2.0], beta=0.05))["verdict"] == "not measured"  # no β = 0 runs

@@ -268,6 +268,21 @@ def rl_rows(rows: list[dict]) -> list[dict]:
     return out + [penalty_row(claim_pen, policy, summaries)]
 
 
+def kl_schedule_row(rows: list[dict]) -> dict:
+    """Gao et al.: under RL, KL grows about quadratically in the steps. The mean over β = 0 runs (seeds and data
+    sizes, independent proxies) of each run's log KL on log step slope, with a t interval over runs; ≈ 2
+    within ±0.5 by the equivalence rule."""
+    claim = "≈ KL grows about quadratically with RL steps (β_KL 0: exponent 2 ± 0.5)"
+    runs = [r["kl_step_exponent"] for g in rl_groups(rows).values() for r in g
+            if r["kl_penalty"] == 0 and r.get("kl_step_exponent") is not None]
+    if len(runs) < 2:
+        return claim_row(claim, "fewer than 2 β = 0 RL runs with a KL schedule", "not measured")
+    m, half = float(np.mean(runs)), float(stats.t.ppf(0.975, len(runs) - 1) * np.std(runs, ddof=1) / np.sqrt(len(runs)))
+    return claim_row(claim, f"slope of log KL on log step {m:.2f} [{m - half:.2f}, {m + half:.2f}] over {len(runs)} "
+                            f"runs (each fitted over its evaluations with KL > 0)",
+                     equivalence(m - 2 - half, m - 2 + half, margin=0.5), interval=(m - 2 - half, m - 2 + half))
+
+
 def penalty_row(claim: str, policy: dict, summaries: dict | None = None) -> dict:
     """Gold of each β > 0 run minus the β = 0 run's gold at the same KL (interpolated), ± 1.96 combined SE;
     its regime: the β = 0 run past its gold peak (verdicts.past_peak on its summary row in `summaries`, keyed
@@ -320,7 +335,8 @@ def claims_table(rows: list[dict]) -> list[dict]:
     params = {r["rm_size"]: r["rm_params"] for g in groups.values() for r in g}
     max_n = bon_max_n(rows)
     out = fall_rows(groups, max_n) + trend_rows(groups, params) + [threshold_row(groups), heldout_row(groups),
-                                                             seeds_row(groups)] + rl_rows(rows) + rl_fall_rows(rows)
+                                                             seeds_row(groups)]
+    out += rl_rows(rows) + rl_fall_rows(rows) + [kl_schedule_row(rows)]
     return out + [claim_row(c, f"not measured by `goodhart study`: {why}", "not measured") for c, why in NOT_YET]
 
 
