@@ -40,6 +40,14 @@ def test_rising_curve_has_no_peak():
     assert f.beta < 0 and f.peak_d is None and f.peak_reward is None
 
 
+
+def test_an_rl_curve_whose_peak_lies_beyond_float_range_has_no_peak_and_no_overflow(recwarn):
+    dd = np.linspace(0.5, 6, 12)
+    f = fit_rl(dd, dd * (1.0 - 0.001 * np.log(dd)))  # d* = e^(α/β − 1) = e^999: no float holds it
+    assert f.beta == pytest.approx(0.001) and f.peak_d is None and f.peak_reward is None
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 @pytest.mark.parametrize("d, g, msg", [
     ([0.1, 0.2], [0.1, 0.2], "at least 3 points"),
     ([0.1, 0.2, np.nan], [0.1, 0.2, 0.3], "finite"),

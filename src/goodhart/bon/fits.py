@@ -80,6 +80,8 @@ def _peak(form: Form, a: float, b: float) -> tuple[float, float, np.ndarray] | N
     if form == "bon":
         d = a / (2 * b)
         return (d, a * a / (4 * b), np.array([1 / (2 * b), -a / (2 * b * b)])) if d > 0 else None
+    if a / b - 1 > np.log(np.finfo(np.float64).max):  # d* = e^(α/β − 1) beyond float range: no peak to report
+        return None
     d = float(np.exp(a / b - 1))
     return d, b * d, np.array([d / b, -d * a / (b * b)])
 
