@@ -14,6 +14,7 @@ verdicts come from the rule printed above it.
 
 import argparse
 import datetime
+import functools
 import json
 import sys
 from pathlib import Path
@@ -43,6 +44,12 @@ the regime the claim is about, which is a limit of the run, not evidence against
 """
 
 
+@functools.cache
+def _results(path: Path) -> list[dict]:
+    """A run's result rows, read once (the study's serve both its own rows and the policy-size rows)."""
+    return RunDir(path).results()
+
+
 def claims_of(key: str, sources: dict[str, Path]) -> dict:
     """One source's record: `goodhart claims` of its run (the smaller policy's: the policy-size rows, from both
     studies), the run directory and the UTC date its results were last written."""
@@ -51,10 +58,10 @@ def claims_of(key: str, sources: dict[str, Path]) -> dict:
     record = {"run": str(sources[key]), "results_written": written}
     if key == "study_small":
         label = f"{SOURCES['study'][0]} ({sources['study'].name} vs {sources['study_small'].name})"
-        rows = policy_size_rows(RunDir(sources["study"]).results(), RunDir(sources[key]).results())
+        rows = policy_size_rows(_results(sources["study"]), _results(sources[key]))
         return record | {"label": label, "rows": rows}
     return record | {"label": f"{SOURCES[key][0]} ({sources[key].name})",
-                     "rows": claims_table(RunDir(sources[key]).results())}
+                     "rows": claims_table(_results(sources[key]))}
 
 
 def load_record(path: Path) -> dict:

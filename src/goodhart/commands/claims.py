@@ -23,6 +23,7 @@ from goodhart.report.verdicts import (  # noqa: F401 (RULE: the CLI reads it her
     equivalence,
     fmt_estimate,
     holm,
+    interval_p,
     majority,
     past_peak,
     verdict,
@@ -69,12 +70,6 @@ def _peak_passed(group: list[dict], max_n: dict[str, int]) -> tuple[int, int]:
     return sum(r["peak_n"] < max_n[r["cell"]] for r in known), len(known)
 
 
-def fall_p(fall: tuple[float, float, float]) -> float:
-    """One-sided p of "fall > 0" from a pooled (estimate, lo, hi), the interval read as normal."""
-    sd = interval_sd(fall[1], fall[2])
-    return float(stats.norm.sf(fall[0] / sd)) if sd > 0 else float(fall[0] <= 0)
-
-
 def fall_rows(groups, max_n: dict[str, int] | None = None) -> list[dict]:
     """One row per (RM size, data size) cell: the seed-pooled split-half fall, its regime (the curve passed
     its peak: gold highest before the pool's largest n in a majority of seeds), then the family: how many
@@ -108,7 +103,7 @@ def _fall_family(family: list, by_data: dict) -> list[dict]:
     if not family:
         rows = [claim_row(claim, "no cell passed its peak", NOT_REACHED, regime="no cell reached")]
     else:
-        kept = holm([fall_p(f) for _, f in family])
+        kept = holm([interval_p(*f) for _, f in family])
         names = "; ".join(c[c.index("(") + 1:-1] for (c, _), k in zip(family, kept, strict=True) if k) or "none"
         rows = [claim_row(claim, f"{sum(kept)} of {len(family)} cells claim a fall after Holm ({names})",
                           "reproduced" if any(kept) else "inconclusive", regime=f"{len(family)} cells past their peak")]

@@ -8,11 +8,16 @@ over the levels measured in the claim's regime (family-wise 5%), so four chances
 findings.
 """
 
-from scipy import stats
-
-from goodhart.bon.prompt_stats import interval_sd
 from goodhart.report.suite_tables import SETS, pooled_bon_diffs, pooled_tests
-from goodhart.report.verdicts import NOT_REACHED, claim_row, holm, majority, mcnemar_verdict, verdict
+from goodhart.report.verdicts import (
+    NOT_REACHED,
+    claim_row,
+    holm,
+    interval_p,
+    majority,
+    mcnemar_verdict,
+    verdict,
+)
 
 
 def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: bool, rho: float) -> tuple:
@@ -28,12 +33,6 @@ def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: 
                            f"{t['only_b']}, acc diff {d[0]:+.3f}{ci}, McNemar p {t['p']:.3g}",
                     mcnemar_verdict(t, a_wins), str(t["seeds"]), interval=None if d[1] is None else (d[1], d[2]))
     return row, (rho, t["p"], (t["only_a"] > t["only_b"]) == a_wins)
-
-
-def _interval_p(est: float, lo: float, hi: float) -> float:
-    """Two-sided p of "effect = 0" from an estimate and its 95% interval, the interval read as normal."""
-    sd = interval_sd(lo, hi)
-    return float(2 * stats.norm.sf(abs(est) / sd)) if sd > 0 else float(est == 0)
 
 
 def family_row(claim: str, evidence: list) -> dict:
@@ -68,7 +67,7 @@ def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float, rows:
     where = "each one's peak" if stat == "max" else "the largest n"
     e = d["diff"]
     measured = f"gold({d['a']}) − gold({d['b']}) at {where}: {e[0]:+.3f} [{e[1]:+.3f}, {e[2]:+.3f}]"
-    evidence = (rho, _interval_p(*e), e[0] > 0)
+    evidence = (rho, interval_p(*e, two_sided=True), e[0] > 0)
     if stat == "max":  # a comparison of peaks needs no overoptimisation
         return claim_row(claim, measured, verdict(e[1], e[2]), str(d["seeds"]), interval=e[1:]), evidence
     # "overoptimises less" needs the baseline to overoptimise: the ENS mean's gold past its peak in most seeds

@@ -3,6 +3,7 @@ mechanically: to an interval (study claims) or to a paired McNemar test (RM-suit
 the regime the claim needs was reached, and for an inconclusive interval, how large an effect it could see."""
 
 import numpy as np
+from scipy import stats
 
 from goodhart.bon.prompt_stats import Z95, interval_sd
 
@@ -25,6 +26,15 @@ POWER_Z = Z95 + 0.841621  # z_0.975 + z_0.80: a two-sided 5% test sees an effect
 def detectable(lo: float, hi: float) -> float:
     """The smallest |effect| a 95% interval [lo, hi] (read as normal) detects with 80% power."""
     return POWER_Z * interval_sd(lo, hi)
+
+
+def interval_p(est: float, lo: float, hi: float, two_sided: bool = False) -> float:
+    """p of "effect = 0" from an estimate and its 95% interval read as normal: one-sided against "effect > 0"
+    (the falls' family), or two-sided (the suite's families over ρ)."""
+    sd = interval_sd(lo, hi)
+    if not sd > 0:
+        return float(est == 0) if two_sided else float(est <= 0)
+    return float(2 * stats.norm.sf(abs(est) / sd)) if two_sided else float(stats.norm.sf(est / sd))
 
 
 def holm(ps: list[float], alpha: float = 0.05) -> list[bool]:
