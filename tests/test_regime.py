@@ -113,13 +113,15 @@ def test_the_suite_family_row_applies_holm_over_the_noise_levels_by_hand():
     from goodhart.commands.suite_claims import family_row
 
     # p sorted 0.001 ≤ 0.05/3 kept; 0.03 > 0.05/2 stops: one level survives, in the claimed direction
-    row = family_row("c", [(0.1, 0.03, True), (0.25, 0.001, True), (0.4, 0.04, False)])
+    row = family_row("c", [(0.1, 0.03, True), (0.25, 0.001, True), (0.4, 0.04, False)], 3)
     assert row["verdict"] == "reproduced" and row["measured"].startswith("1 of 3 noise levels survive Holm in the "
                                                                          "claimed direction (ρ = 0.25)")
-    both = family_row("c", [(0.0, 0.01, False), (0.1, 0.02, True)])  # 0.01 ≤ 0.025, 0.02 ≤ 0.05: both survive
+    both = family_row("c", [(0.0, 0.01, False), (0.1, 0.02, True)], 2)  # 0.01 ≤ 0.025, 0.02 ≤ 0.05: both survive
     assert both["verdict"] == "inconclusive" and "1 the other way (ρ = 0)" in both["measured"]
-    assert family_row("c", [(0.0, 0.01, False)])["verdict"] == "contradicted"
-    assert family_row("c", [(0.0, 0.2, True), (0.1, 0.04, True)])["verdict"] == "inconclusive"  # 0.04 > 0.025
+    assert family_row("c", [(0.0, 0.01, False)], 1)["verdict"] == "contradicted"
+    assert family_row("c", [(0.0, 0.2, True), (0.1, 0.04, True)], 2)["verdict"] == "inconclusive"  # 0.04 > 0.025
+    none = family_row("c", [], 4)  # no level reached the claim's regime: the family is not reached, and says so
+    assert none["verdict"] == NOT_REACHED and "none of its 4 noise levels" in none["regime"]
 
 
 def test_a_warm_policy_row_is_not_reached_while_the_single_rm_run_never_peaked():

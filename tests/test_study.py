@@ -118,7 +118,8 @@ def test_policy_cells_sweep_the_kl_penalty(tmp_path):
     from goodhart.commands.claims import claims_table
 
     rl = {r["claim"]: r for r in claims_table(read_jsonl(out / "results.jsonl")) if r["claim"].startswith(("RL", "≈"))}
-    assert set(rl) == {"RL spends more KL than BoN for the same gold", "≈ a KL penalty acts like early stopping"}
+    assert set(rl) == {"RL spends more KL than BoN for the same gold", "≈ a KL penalty acts like early stopping",
+                       "≈ KL grows about quadratically with RL steps (β_KL 0: exponent 2 ± 0.5)"}
     assert all(r["verdict"] in {"reproduced", "contradicted", "inconclusive", "not measured", "not reached"}
                for r in rl.values())
     assert "KL(RL) − KL(BoN)" in rl["RL spends more KL than BoN for the same gold"]["measured"] or \

@@ -35,12 +35,14 @@ def _test_row(claim: str, tests: list[dict], kind: str, a: str, b: str, a_wins: 
     return row, (rho, t["p"], (t["only_a"] > t["only_b"]) == a_wins)
 
 
-def family_row(claim: str, evidence: list) -> dict:
+def family_row(claim: str, evidence: list, levels: int) -> dict:
     """Holm over one claim's noise levels: reproduced when some level survives in the claimed direction and none
-    the other way, contradicted in the mirror case, inconclusive otherwise (none survive, or both directions)."""
+    the other way, contradicted in the mirror case, inconclusive otherwise (none survive, or both directions);
+    not reached when none of its `levels` rows reached the claim's regime."""
     claim = f"{claim}, after Holm over ρ (family-wise 5%)"
     if not evidence:
-        return claim_row(claim, "no noise level measured in the claim's regime", NOT_REACHED, regime="none reached")
+        return claim_row(claim, "no noise level measured in the claim's regime", NOT_REACHED,
+                         regime=f"reached at none of its {levels} noise levels (each level's row says why)")
     kept = holm([p for _, p, _ in evidence])
     way = [f"{rho:g}" for (rho, _, ok), k in zip(evidence, kept, strict=True) if k and ok]
     other = [f"{rho:g}" for (rho, _, ok), k in zip(evidence, kept, strict=True) if k and not ok]
@@ -84,7 +86,7 @@ def _bon_row(claim: str, diffs: list[dict], a: str, stat: str, rho: float, rows:
 
 def _family(claim: str, results: list[tuple]) -> list[dict]:
     """One claim's per-ρ rows, then its Holm row over the levels with evidence."""
-    return [row for row, _ in results] + [family_row(claim, [e for _, e in results if e is not None])]
+    return [row for row, _ in results] + [family_row(claim, [e for _, e in results if e is not None], len(results))]
 
 
 def suite_claims(rows: list[dict]) -> list[dict]:
