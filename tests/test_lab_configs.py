@@ -99,7 +99,7 @@ def test_rm_suite_lab_config_in_a_two_seed_smoke_version(tmp_path):
 
 
 # the pareto-lab grid at lab-tiny size: every method, β and reward-model cell kept, 2 seeds of 4 steps
-TINY_PARETO = ["seeds=[0, 1]", "steps=4", "eval_every=2", "checkpoint_every=4", "reference_samples=16",
+TINY_PARETO = ["seeds=[0, 1]", "steps=4", "method_steps={}", "eval_every=2", "checkpoint_every=4", "reference_samples=16",
                "bon_bootstrap=20", "batch_prompts=4", "samples_per_prompt=2", "eval_prompts=4",
                "eval_samples_per_prompt=4"]
 

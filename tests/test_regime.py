@@ -51,16 +51,21 @@ def _policy(slope_end: float, P: int = 16, L: int = 6, seed: int = 0) -> np.ndar
 def test_a_run_still_climbing_is_not_converged_and_its_bond_row_is_not_reached():
     assert not regime(_policy(0.4))["converged"] and regime(_policy(0.0))["converged"]
     d = np.arange(6) * 0.5
-    curves = {0: {"bond-forward": (d, _policy(0.4)), "bon": (d, _policy(0.0, seed=1))}}
-    summaries = {(0, "bond-forward"): {"converged": regime(_policy(0.4))["converged"], "peak_step": 5,
-                                       "final_step": 5}}
-    row = _compare("≈ BOND approaches the BoN frontier (bond-forward)", curves, "bond-forward", "bon", equivalence,
-                   "", _needs(summaries, "bond-forward", "converged"))
-    assert row["verdict"] == NOT_REACHED and "converged in 0/1 seeds" in row["regime"], row
-    summaries[(0, "bond-forward")]["converged"] = True
-    row = _compare("≈ BOND approaches the BoN frontier (bond-forward)", curves, "bond-forward", "bon", equivalence,
-                   "", _needs(summaries, "bond-forward", "converged"))
-    assert row["verdict"] != NOT_REACHED and "converged in 1/1 seeds" in row["regime"]
+    curves = {s: {"bond-forward": (d, _policy(0.4, seed=s)), "bon": (d, _policy(0.0, seed=9))} for s in (0, 1, 2)}
+
+    def row(ends):  # one seed's run per end slope: 0.4 still climbing, 0 flat, −2 fallen after its peak
+        summaries = {(s, "bond-forward"): regime(_policy(e, seed=s)) | {"peak_step": 4, "final_step": 5}
+                     for s, e in enumerate(ends)}
+        return _compare("≈ BOND approaches the BoN frontier (bond-forward)", curves, "bond-forward", "bon",
+                        equivalence, "", _needs(summaries, "bond-forward", "trained"))
+
+    climbing = row([0.4, 0.4, 0.0])
+    assert climbing["verdict"] == NOT_REACHED and "not still rising in 1/3 seeds" in climbing["regime"], climbing
+    assert "train it longer" in climbing["regime"]
+    flat = row([0.0, 0.0, 0.4])
+    assert flat["verdict"] != NOT_REACHED and "not still rising in 2/3 seeds (converged" in flat["regime"], flat
+    fallen = row([-2.0, -2.0, 0.4])  # gold moved (not converged) but down, after its peak: trained far enough
+    assert fallen["verdict"] != NOT_REACHED and "past its gold peak, split-half, 2)" in fallen["regime"], fallen
 
 
 def test_rl_falls_are_pooled_over_seeds_and_a_run_still_rising_is_not_reached():

@@ -41,14 +41,18 @@ def _compare(claim: str, curves: dict, a: str, b: str, rule, why: str, need=None
 
 
 def _needs(summaries: dict, cell: str, what: str, why: str = "stopping early has nothing to match"):
-    """A regime check over seeds for `cell`'s policy_summary rows: what = "converged" (gold flat between its
-    last two evaluations in every seed) or "past peak" (verdicts.past_peak, split-half, in a majority)."""
+    """A regime check over seeds for `cell`'s policy_summary rows, each by the majority rule over seeds:
+    what = "trained" (not still rising: gold flat between its last two evaluations, or past its gold peak by
+    verdicts.past_peak; a run still climbing measures under-training, not the method) or "past peak"."""
     def check(seeds: list) -> tuple[bool, str]:
         rows = [summaries[(s, cell)] for s in seeds if (s, cell) in summaries]
-        if what == "converged":
-            ok = sum(bool(r.get("converged")) for r in rows)
-            text = f"{cell} converged in {ok}/{len(rows)} seeds (gold flat between its last two evaluations)"
-            return bool(rows) and ok == len(rows), text + ("" if rows and ok == len(rows) else ": train it longer")
+        if what == "trained":
+            flat, peaked = [bool(r.get("converged")) for r in rows], [past_peak(r) for r in rows]
+            ok = sum(f or p for f, p in zip(flat, peaked, strict=True))
+            reached = majority(ok, len(rows))
+            text = (f"{cell} not still rising in {ok}/{len(rows)} seeds (converged: gold flat between its last two "
+                    f"evaluations, {sum(flat)}; past its gold peak, split-half, {sum(peaked)})")
+            return reached, text + ("" if reached else ": train it longer")
         ok = sum(map(past_peak, rows))
         text = f"{cell} past its gold peak in {ok}/{len(rows)} seeds (split-half)"
         reached = majority(ok, len(rows))
@@ -106,7 +110,7 @@ def pareto_claims(rows: list[dict]) -> list[dict]:
     out.append(_compare("J-BOND beats RLOO at matched KL", curves, "jbond-beta0", "rloo-beta0", verdict,
                         "needs jbond-beta0 and rloo-beta0 runs"))
     out += [_compare(f"≈ BOND approaches the BoN frontier ({c})", curves, c, "bon" + c[c.index("@"):] if "@" in c
-                     else "bon", equivalence, "", _needs(summaries, c, "converged"))
+                     else "bon", equivalence, "", _needs(summaries, c, "trained"))
             for c in cells if c.startswith(("bond-", "jbond-"))]
     out.append(_jeffreys_row(curves))
     return out + rm_axis_rows(cells, curves, summaries)

@@ -279,6 +279,9 @@ class PolicyParetoConfig(PolicyTrainConfig, Sweep):
     method_lr: dict[Literal["rloo", "bond", "jbond"], float] = Field(
         {}, description="learning rate per method, in place of lr (e.g. {rloo: 1.0e-5}): at one lr RLOO's KL grows "
                         "~10× faster per step than J-BOND's, and the claims compare methods where their KL ranges overlap")
+    method_steps: dict[Literal["rloo", "bond", "jbond"], int] = Field(
+        {}, description="training steps per method, in place of steps (e.g. {bond: 250, jbond: 250}): BOND's gold "
+                        "moves more slowly than RLOO's, and its claims need the run no longer rising")
 
     @model_validator(mode="before")
     @classmethod
@@ -294,6 +297,8 @@ class PolicyParetoConfig(PolicyTrainConfig, Sweep):
             raise ValueError("rl_betas and jbond_gammas must be >= 0")
         if any(lr <= 0 for lr in self.method_lr.values()):
             raise ValueError(f"method_lr values must be > 0, got {self.method_lr}")
+        if any(n < 1 for n in self.method_steps.values()):
+            raise ValueError(f"method_steps values must be >= 1, got {self.method_steps}")
         if not (self.rl_betas or self.jbond_gammas or self.bond_divergences):
             raise ValueError("the grid is empty: give rl_betas, jbond_gammas or bond_divergences")
         if self.norm is not None or not self.eval_initial:
@@ -323,11 +328,12 @@ class PolicyParetoConfig(PolicyTrainConfig, Sweep):
         (each seed trains and samples anew; the prompt split stays the one of `seed`)."""
         base = self.model_dump(exclude={"rl_betas", "jbond_gammas", "bond_divergences", "reference_samples",
                                         "bon_bootstrap", "seeds", "reward_models", "rm_axis_cells", "method_lr",
-                                        "executor", "ray"})
+                                        "method_steps", "executor", "ray"})
         defaults = {k: PolicyTrainConfig.model_fields[k].default for k in METHOD_KEYS}
         seeds = [(f"-s{s}", {"seed": s, "prompt_seed": self.seed}) for s in self.seeds] if self.seeds else [("", {})]
         # a key meant for another method of the grid keeps its default in this method's runs
         return [(name + tail, PolicyTrainConfig.model_validate(
                     base | {k: defaults[k] for k in unused_method_keys(self, m)} | {"method": m}
-                    | ({"lr": self.method_lr[m]} if m in self.method_lr else {}) | update | seeded))
+                    | ({"lr": self.method_lr[m]} if m in self.method_lr else {})
+                    | ({"steps": self.method_steps[m]} if m in self.method_steps else {}) | update | seeded))
                 for name, m, update in self.cells() for tail, seeded in seeds]
