@@ -139,8 +139,11 @@ def test_ctrl_c_stops_the_sweeps_tasks_and_resume_finishes_it(tmp_path):
     args = [sys.executable, "-m", "goodhart.cli", "study", "--world", "smoke", "--out", str(out)]
     for over in GRID + RAY + ["grid.seeds=[0,1,2]"]:
         args += ["--set", over]
+    # SIGINT back to its default in the child: a shell without job control starts background jobs (a test run
+    # sent to the background) with SIGINT ignored, and a child inherits that, so it would never see the Ctrl-C
     proc = subprocess.Popen(args, env=os.environ | {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline, workers = time.monotonic() + 240, set()
     while time.monotonic() < deadline and proc.poll() is None:
         logs = list((out / "logs").glob("*.log")) if (out / "logs").is_dir() else []
