@@ -7,7 +7,7 @@ import numpy as np
 from goodhart.commands.claims import fall_rows, holm
 from goodhart.commands.pareto_claims import _compare, _needs
 from goodhart.commands.policy_train import regime
-from goodhart.report.verdicts import NOT_REACHED, POWER_Z, detectable, equivalence
+from goodhart.report.verdicts import NOT_REACHED, POWER_Z, detectable, equivalence, interval_p
 
 
 def _cell(size: str, data: int, fall: tuple, peak_n: int, seeds=(0, 1)) -> list[dict]:
@@ -39,6 +39,10 @@ def test_holm_hand_values_and_the_detectable_effect():
     assert holm([0.2]) == [False]
     # a 95% interval ±0.196 is a normal of sd 0.1: 80% power at (1.96 + 0.84) sd = 0.28
     assert abs(detectable(-0.196, 0.196) - 0.28) < 0.001 and abs(POWER_Z - 2.8016) < 1e-3
+    # est 0.2 with that interval (0.004, 0.396) is 2 sd above 0: one-sided p = 1 − Φ(2) = 0.02275, two-sided 0.0455
+    assert abs(interval_p(0.2, 0.004, 0.396) - 0.02275) < 1e-4
+    assert abs(interval_p(0.2, 0.004, 0.396, two_sided=True) - 0.0455) < 1e-4
+    assert interval_p(-0.1, -0.1, -0.1) == 1.0 and interval_p(0.0, 0.0, 0.0, two_sided=True) == 1.0
 
 
 def _policy(slope_end: float, P: int = 16, L: int = 6, seed: int = 0) -> np.ndarray:

@@ -46,14 +46,15 @@ def _needs(summaries: dict, cell: str, what: str, why: str = "stopping early has
     verdicts.past_peak; a run still climbing measures under-training, not the method) or "past peak"."""
     def check(seeds: list) -> tuple[bool, str]:
         rows = [summaries[(s, cell)] for s in seeds if (s, cell) in summaries]
+        peaked = [past_peak(r) for r in rows]
         if what == "trained":
-            flat, peaked = [bool(r.get("converged")) for r in rows], [past_peak(r) for r in rows]
+            flat = [bool(r.get("converged")) for r in rows]
             ok = sum(f or p for f, p in zip(flat, peaked, strict=True))
             reached = majority(ok, len(rows))
             text = (f"{cell} not still rising in {ok}/{len(rows)} seeds (converged: gold flat between its last two "
                     f"evaluations, {sum(flat)}; past its gold peak, split-half, {sum(peaked)})")
             return reached, text + ("" if reached else ": train it longer")
-        ok = sum(map(past_peak, rows))
+        ok = sum(peaked)
         text = f"{cell} past its gold peak in {ok}/{len(rows)} seeds (split-half)"
         reached = majority(ok, len(rows))
         return reached, text + ("" if reached else f": its gold never peaked, so {why}")

@@ -331,9 +331,9 @@ class PolicyParetoConfig(PolicyTrainConfig, Sweep):
                                         "method_steps", "executor", "ray"})
         defaults = {k: PolicyTrainConfig.model_fields[k].default for k in METHOD_KEYS}
         seeds = [(f"-s{s}", {"seed": s, "prompt_seed": self.seed}) for s in self.seeds] if self.seeds else [("", {})]
+        per_method = {"lr": self.method_lr, "steps": self.method_steps}  # each in place of its key, for its methods
         # a key meant for another method of the grid keeps its default in this method's runs
         return [(name + tail, PolicyTrainConfig.model_validate(
                     base | {k: defaults[k] for k in unused_method_keys(self, m)} | {"method": m}
-                    | ({"lr": self.method_lr[m]} if m in self.method_lr else {})
-                    | ({"steps": self.method_steps[m]} if m in self.method_steps else {}) | update | seeded))
+                    | {k: v[m] for k, v in per_method.items() if m in v} | update | seeded))
                 for name, m, update in self.cells() for tail, seeded in seeds]

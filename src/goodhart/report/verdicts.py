@@ -30,8 +30,9 @@ def detectable(lo: float, hi: float) -> float:
 
 
 def interval_p(est: float, lo: float, hi: float, two_sided: bool = False) -> float:
-    """p of "effect = 0" from an estimate and its 95% interval read as normal: one-sided against "effect > 0"
-    (the falls' family), or two-sided (the suite's families over ρ)."""
+    """p of "effect = 0" from an estimate and its 95% interval read as normal (sd = half-width / 1.96), for Holm
+    over a family of intervals (SPEC §11): one-sided against "effect > 0" (the falls' family), or two-sided (the
+    suite's families over ρ)."""
     sd = interval_sd(lo, hi)
     if not sd > 0:
         return float(est == 0) if two_sided else float(est <= 0)
